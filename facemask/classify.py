@@ -1,0 +1,127 @@
+"""MaskClassifier: loads a model directory (DESIGN.md contract) and classifies face crops."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facemask.errors import ModelError
+
+CARD_FILE = "card.json"
+KERAS_FILE = "model.keras"
+TFLITE_FILE = "model.tflite"
+TFLITE_INT8_FILE = "model_int8.tflite"
+
+
+def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a model's card.json (labels in output order, input size, ...)."""
+    path = Path(model_dir) / CARD_FILE
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelError(f"{model_dir} is not a model folder: it has no {CARD_FILE}.") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} could not be read as JSON: {exc}.") from exc
+    labels = card.get("labels")
+    size = card.get("input_size")
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise ModelError(f"{path} must list at least two labels in output order.")
+    if not isinstance(size, int) or not 16 <= size <= 1024:
+        raise ModelError(f"{path} must give the model's input_size in pixels (16-1024).")
+    return card
+
+
+class MaskClassifier:
+    """Classifies (N, S, S, 3) uint8 RGB face crops into the model's labels.
+
+    Runtime "tflite" uses the file the card names as served (XNNPACK, fast on CPU);
+    "keras" loads model.keras with safe_mode; "auto" prefers TFLite when present.
+    Thread-safe: one instance can serve every session.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike,
+        runtime: str = "auto",
+        num_threads: int | None = None,
+        tflite_file: str | None = None,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.card = read_card(self.model_dir)
+        self.labels: tuple[str, ...] = tuple(self.card["labels"])
+        self.input_size: int = int(self.card["input_size"])
+        self.name: str = str(self.card.get("name", self.model_dir.name))
+        self._lock = threading.Lock()
+        threads = num_threads or min(2, os.cpu_count() or 1)
+        served = tflite_file or self.card.get("serving", {}).get("file", TFLITE_FILE)
+        tflite_path = self.model_dir / served
+        if runtime == "auto":
+            runtime = "tflite" if tflite_path.is_file() else "keras"
+        if runtime == "tflite":
+            self._load_tflite(tflite_path, threads)
+        elif runtime == "keras":
+            self._load_keras(self.model_dir / KERAS_FILE)
+        else:
+            raise ModelError(f"Unknown runtime {runtime!r}: use auto, tflite or keras.")
+        self.runtime = runtime
+
+    def _load_tflite(self, path: Path, threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        if not path.is_file():
+            raise ModelError(f"{path} is missing: export the model first (facemask export).")
+        try:
+            interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"{path} is not a valid TFLite model: {exc}.") from exc
+        self._interpreter = interpreter
+        self._input = interpreter.get_input_details()[0]
+        self._output = interpreter.get_output_details()[0]
+        self.served_file = path.name
+
+    def _load_keras(self, path: Path) -> None:
+        if not path.is_file():
+            raise ModelError(f"{path} is missing: this folder has no Keras model.")
+        import keras
+
+        try:
+            self._keras = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:  # keras raises many types for a bad file
+            raise ModelError(f"{path} could not be loaded as a Keras model: {exc}") from exc
+        self._interpreter = None
+        self.served_file = path.name
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, len(labels)) for uint8 crops (N, S, S, 3)."""
+        crops = np.asarray(crops)
+        if crops.ndim == 3:
+            crops = crops[None]
+        if len(crops) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        if crops.shape[1:] != (self.input_size, self.input_size, 3):
+            raise ValueError(f"crops must be (N, {self.input_size}, {self.input_size}, 3)")
+        with self._lock:
+            if self._interpreter is None:
+                return np.asarray(self._keras(crops.astype(np.float32), training=False))
+            return np.stack([self._invoke(crop) for crop in crops])
+
+    def _invoke(self, crop: np.ndarray) -> np.ndarray:
+        detail = self._input
+        x = crop[None].astype(np.float32)
+        if detail["dtype"] != np.float32:
+            scale, zero = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        self._interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
+        self._interpreter.invoke()
+        out = self._interpreter.get_tensor(self._output["index"])[0]
+        if self._output["dtype"] != np.float32:
+            scale, zero = self._output["quantization"]
+            out = (out.astype(np.float32) - zero) * scale
+        return out.astype(np.float32)

@@ -1,0 +1,287 @@
+"""The one data flow every surface uses: detect -> crop -> classify -> (smooth) -> annotate."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from facemask.classify import MaskClassifier
+from facemask.detect import Face, FaceDetector
+
+CROP_MARGIN = 0.25
+"""Extra context around the detector's box, as a fraction of its longer side (masks sit low)."""
+
+LABEL_TEXT = {
+    "with_mask": "Mask",
+    "without_mask": "No mask",
+    "mask_weared_incorrect": "Mask worn wrong",
+}
+LABEL_COLORS_RGB = {
+    "with_mask": (40, 180, 60),
+    "without_mask": (230, 40, 40),
+    "mask_weared_incorrect": (250, 160, 20),
+}
+_FALLBACK_COLOR = (90, 140, 230)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One classified face."""
+
+    box: tuple[int, int, int, int]
+    label: str
+    confidence: float
+    detection_score: float
+    probabilities: tuple[float, ...] = ()
+    track_id: int | None = None
+
+    def as_json(self) -> dict:
+        """The per-face object of the `predict --json` contract (DESIGN.md)."""
+        return {
+            "box": [int(v) for v in self.box],
+            "label": self.label,
+            "confidence": round(float(self.confidence), 4),
+            "detection_score": round(float(self.detection_score), 4),
+        }
+
+
+def square_box(
+    box: Sequence[float], margin: float = CROP_MARGIN
+) -> tuple[int, int, int, int]:
+    """The square, margin-padded box that `crop_faces` cuts (may extend past the image)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1) * (1.0 + margin)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    half = max(side, 1.0) / 2.0
+    return (
+        int(round(cx - half)),
+        int(round(cy - half)),
+        int(round(cx + half)),
+        int(round(cy + half)),
+    )
+
+
+def crop_faces(
+    frame: np.ndarray,
+    boxes: Sequence[Sequence[float]],
+    size: int,
+    margin: float = CROP_MARGIN,
+) -> np.ndarray:
+    """Cut a square crop around each box and resize it: (N, size, size, 3) uint8.
+
+    Parts of the square outside the frame are filled by replicating the border, so a face at
+    the edge of a webcam frame and a tight face-crop photo look alike to the classifier.
+    """
+    out = np.empty((len(boxes), size, size, 3), dtype=np.uint8)
+    height, width = frame.shape[:2]
+    for i, box in enumerate(boxes):
+        x1, y1, x2, y2 = square_box(box, margin)
+        cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
+        if cx2 <= cx1 or cy2 <= cy1:
+            out[i] = 0
+            continue
+        patch = frame[cy1:cy2, cx1:cx2]
+        pad = (cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2)
+        if any(pad):
+            patch = cv2.copyMakeBorder(patch, *pad, borderType=cv2.BORDER_REPLICATE)
+        interpolation = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
+        out[i] = cv2.resize(patch, (size, size), interpolation=interpolation)
+    return out
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class _Track:
+    track_id: int
+    box: tuple[int, int, int, int]
+    probabilities: np.ndarray
+    label_index: int
+    missed: int = 0
+
+
+@dataclass
+class FaceTracker:
+    """Per-session smoothing so labels do not flicker between frames.
+
+    Faces are matched to the previous frame's tracks by box overlap; each track keeps an
+    exponential moving average of the class probabilities, and its label changes only when
+    another class leads by `hysteresis` (the original project's idea). One tracker per live
+    session: it is not shared between threads.
+    """
+
+    alpha: float = 0.4
+    hysteresis: float = 0.15
+    min_iou: float = 0.3
+    max_missed: int = 5
+    _tracks: list[_Track] = field(default_factory=list)
+    _next_id: int = 1
+
+    def update(self, detections: list[Detection], labels: Sequence[str]) -> list[Detection]:
+        """Smooth this frame's detections against the tracks; return them with track ids."""
+        unmatched = list(range(len(self._tracks)))
+        smoothed: list[Detection] = []
+        for det in sorted(detections, key=lambda d: -d.detection_score):
+            probs = np.asarray(det.probabilities, dtype=np.float32)
+            best, best_iou = None, self.min_iou
+            for j in unmatched:
+                overlap = _iou(det.box, self._tracks[j].box)
+                if overlap >= best_iou:
+                    best, best_iou = j, overlap
+            if best is None:
+                track = _Track(self._next_id, det.box, probs, int(np.argmax(probs)))
+                self._next_id += 1
+                self._tracks.append(track)
+            else:
+                unmatched.remove(best)
+                track = self._tracks[best]
+                track.box, track.missed = det.box, 0
+                track.probabilities = self.alpha * probs + (1 - self.alpha) * track.probabilities
+                leader = int(np.argmax(track.probabilities))
+                lead = track.probabilities[leader] - track.probabilities[track.label_index]
+                if leader != track.label_index and lead >= self.hysteresis:
+                    track.label_index = leader
+            smoothed.append(
+                Detection(
+                    box=det.box,
+                    label=labels[track.label_index],
+                    confidence=float(track.probabilities[track.label_index]),
+                    detection_score=det.detection_score,
+                    probabilities=tuple(float(p) for p in track.probabilities),
+                    track_id=track.track_id,
+                )
+            )
+        seen = {d.track_id for d in smoothed}
+        for track in self._tracks:
+            if track.track_id not in seen:
+                track.missed += 1
+        self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
+        return smoothed
+
+
+class Pipeline:
+    """Detector + classifier, shared across threads and sessions (each part has its own lock)."""
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        classifier: MaskClassifier,
+        *,
+        margin: float = CROP_MARGIN,
+    ) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.margin = margin
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.classifier.labels
+
+    def classify_faces(self, frame: np.ndarray, faces: Sequence[Face]) -> list[Detection]:
+        """Crop and classify faces already found in `frame`."""
+        if not faces:
+            return []
+        crops = crop_faces(frame, [f.box for f in faces], self.classifier.input_size, self.margin)
+        probabilities = self.classifier.predict(crops)
+        return [
+            _detection(face.box, probs, face.score, self.labels)
+            for face, probs in zip(faces, probabilities, strict=True)
+        ]
+
+    def process(self, frame: np.ndarray, tracker: FaceTracker | None = None) -> list[Detection]:
+        """Find every face in an RGB uint8 frame and say mask / no mask on each."""
+        detections = self.classify_faces(frame, self.detector.detect(frame))
+        if tracker is not None:
+            detections = tracker.update(detections, self.labels)
+        return detections
+
+    def classify_whole(self, image: np.ndarray) -> Detection:
+        """Classify an image that is already a face crop (no detector)."""
+        height, width = image.shape[:2]
+        box = (0, 0, width, height)
+        crop = crop_faces(image, [box], self.classifier.input_size, margin=0.0)
+        return _detection(box, self.classifier.predict(crop)[0], 1.0, self.labels)
+
+
+def _detection(
+    box: Sequence[int], probs: np.ndarray, score: float, labels: Sequence[str]
+) -> Detection:
+    index = int(np.argmax(probs))
+    return Detection(
+        box=tuple(int(v) for v in box),
+        label=labels[index],
+        confidence=float(probs[index]),
+        detection_score=float(score),
+        probabilities=tuple(float(p) for p in probs),
+    )
+
+
+def label_color(label: str) -> tuple[int, int, int]:
+    """RGB colour for a label: green mask, red no mask, orange worn incorrectly."""
+    return LABEL_COLORS_RGB.get(label, _FALLBACK_COLOR)
+
+
+def annotate(
+    frame: np.ndarray,
+    detections: Sequence[Detection],
+    overlay: Sequence[str] = (),
+) -> np.ndarray:
+    """Draw a box and 'label NN%' on every face, plus overlay lines (FPS, latency) top-left.
+
+    Returns a new RGB frame; the input is not modified.
+    """
+    out = frame.copy()
+    height, width = out.shape[:2]
+    scale = max(0.45, min(1.2, width / 900))
+    thickness = max(1, int(round(scale * 2)))
+    for det in detections:
+        color = label_color(det.label)
+        x1, y1, x2, y2 = det.box
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
+        text = f"{LABEL_TEXT.get(det.label, det.label)} {det.confidence:.0%}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        ty = y1 - th - base - 4 if y1 - th - base - 4 >= 0 else min(y2 + 2, height - th - base - 4)
+        cv2.rectangle(out, (x1, ty), (x1 + tw + 6, ty + th + base + 4), color, -1)
+        cv2.putText(
+            out, text, (x1 + 3, ty + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+            (255, 255, 255), thickness, cv2.LINE_AA,
+        )
+    y = 8
+    for line in overlay:
+        (tw, th), base = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        cv2.rectangle(out, (6, y), (14 + tw, y + th + base + 6), (0, 0, 0), -1)
+        cv2.putText(
+            out, line, (10, y + th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale,
+            (255, 255, 255), thickness, cv2.LINE_AA,
+        )
+        y += th + base + 10
+    return out
+
+
+class FrameTimer:
+    """Rolling FPS and per-frame latency for the live overlay."""
+
+    def __init__(self, window: int = 30) -> None:
+        self._stamps: list[float] = []
+        self._latencies: list[float] = []
+        self._window = window
+
+    def tick(self, latency_ms: float) -> tuple[float, float]:
+        """Record one processed frame; return (fps, median latency ms) over the window."""
+        self._stamps = (self._stamps + [time.perf_counter()])[-self._window :]
+        self._latencies = (self._latencies + [latency_ms])[-self._window :]
+        span = self._stamps[-1] - self._stamps[0]
+        fps = (len(self._stamps) - 1) / span if span > 0 else 0.0
+        return fps, float(np.median(self._latencies))
