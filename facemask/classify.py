@@ -29,7 +29,11 @@ def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
         raise ModelError(f"{path} could not be read as JSON: {exc}.") from exc
     labels = card.get("labels")
     size = card.get("input_size")
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+    if (
+        not isinstance(labels, list)
+        or len(labels) < 2
+        or not all(isinstance(x, str) for x in labels)
+    ):
         raise ModelError(f"{path} must list at least two labels in output order.")
     if not isinstance(size, int) or not 16 <= size <= 1024:
         raise ModelError(f"{path} must give the model's input_size in pixels (16-1024).")

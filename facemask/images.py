@@ -39,7 +39,9 @@ def load_image(
         except OSError as exc:
             raise ImageError(f"{label} could not be read: {exc.strerror or exc}.") from exc
         if size > max_bytes:
-            raise ImageError(f"{label} is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
+            raise ImageError(
+                f"{label} is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB."
+            )
         data = path.read_bytes()
     if len(data) > max_bytes:
         raise ImageError(

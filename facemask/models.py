@@ -73,7 +73,9 @@ def get_backbone(key: str) -> Backbone:
     try:
         return BACKBONES[key]
     except KeyError:
-        raise ValueError(f"Unknown backbone {key!r}: choose one of {', '.join(BACKBONES)}.") from None
+        raise ValueError(
+            f"Unknown backbone {key!r}: choose one of {', '.join(BACKBONES)}."
+        ) from None
 
 
 def _preprocess(backbone: str, x: keras.KerasTensor) -> keras.KerasTensor:

@@ -50,9 +50,7 @@ class Detection:
         }
 
 
-def square_box(
-    box: Sequence[float], margin: float = CROP_MARGIN
-) -> tuple[int, int, int, int]:
+def square_box(box: Sequence[float], margin: float = CROP_MARGIN) -> tuple[int, int, int, int]:
     """The square, margin-padded box that `crop_faces` cuts (may extend past the image)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     side = max(x2 - x1, y2 - y1) * (1.0 + margin)
@@ -255,16 +253,28 @@ def annotate(
         ty = y1 - th - base - 4 if y1 - th - base - 4 >= 0 else min(y2 + 2, height - th - base - 4)
         cv2.rectangle(out, (x1, ty), (x1 + tw + 6, ty + th + base + 4), color, -1)
         cv2.putText(
-            out, text, (x1 + 3, ty + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
-            (255, 255, 255), thickness, cv2.LINE_AA,
+            out,
+            text,
+            (x1 + 3, ty + th + 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
         )
     y = 8
     for line in overlay:
         (tw, th), base = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         cv2.rectangle(out, (6, y), (14 + tw, y + th + base + 6), (0, 0, 0), -1)
         cv2.putText(
-            out, line, (10, y + th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale,
-            (255, 255, 255), thickness, cv2.LINE_AA,
+            out,
+            line,
+            (10, y + th + 3),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
         )
         y += th + base + 10
     return out

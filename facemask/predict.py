@@ -1,0 +1,62 @@
+"""Per-image results in the `predict --json` contract of DESIGN.md, shared by CLI and app."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from facemask.pipeline import Detection, Pipeline
+
+
+def image_result(
+    pipeline: Pipeline,
+    rgb: np.ndarray,
+    file: str,
+    *,
+    whole_image: bool = False,
+) -> tuple[dict[str, Any], list[Detection]]:
+    """Detect and classify every face of one image.
+
+    Returns the JSON Lines object of the contract and the detections (for drawing).
+    With whole_image, the image is also classified as one face crop.
+    """
+    detections = pipeline.process(rgb)
+    height, width = rgb.shape[:2]
+    result: dict[str, Any] = {
+        "file": file,
+        "width": int(width),
+        "height": int(height),
+        "faces": [d.as_json() for d in detections],
+    }
+    if whole_image:
+        whole = pipeline.classify_whole(rgb)
+        result["image_label"] = whole.label
+        result["image_confidence"] = round(whole.confidence, 4)
+    return result, detections
+
+
+CSV_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "label", "confidence", "detection_score")
+
+
+def results_csv(results: Iterable[dict[str, Any]]) -> str:
+    """One CSV row per face of each result object."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for result in results:
+        for i, face in enumerate(result["faces"], start=1):
+            writer.writerow(
+                [
+                    result["file"],
+                    i,
+                    *face["box"],
+                    face["label"],
+                    face["confidence"],
+                    face["detection_score"],
+                ]
+            )
+    return buffer.getvalue()

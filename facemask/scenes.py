@@ -1,0 +1,296 @@
+"""Scene-level evaluation: detector recall/precision and per-class AP on labelled scene photos.
+
+A scenes folder holds `annotations.json` (a list of {"file", "width", "height", "faces": [{"box":
+[x1, y1, x2, y2], "label"}]}) and `images/`. Faces whose shorter side is below `min_face` are
+"ignored" (VOC-style difficult): finding them is neither credited nor penalised, and neither is an
+unmatched detection smaller than `min_face`. Many background faces carry no box, so precision and
+AP are lower bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from facemask.detect import Face, box_iou
+from facemask.errors import DatasetError
+from facemask.images import load_image
+
+Box = tuple[float, float, float, float]
+SIZE_BINS: tuple[tuple[str, float, float], ...] = (
+    ("24-48", 24, 48),
+    ("48-96", 48, 96),
+    ("96+", 96, float("inf")),
+)
+"""Shorter-side bins (px) for recall by face size."""
+
+
+@dataclass(frozen=True)
+class SceneFace:
+    """One labelled face box in a scene."""
+
+    box: Box
+    label: str
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One annotated photo."""
+
+    path: Path
+    width: int
+    height: int
+    faces: tuple[SceneFace, ...]
+
+    def load(self) -> np.ndarray:
+        """The photo as RGB uint8 (raises facemask.errors.ImageError)."""
+        return load_image(self.path)
+
+
+class Detector(Protocol):
+    def detect(self, rgb: np.ndarray) -> list[Face]: ...
+
+
+def load_scenes(root: str | Path) -> list[Scene]:
+    """Read `root/annotations.json`; images are expected in `root/images/`."""
+    root = Path(root)
+    ann_path = root / "annotations.json"
+    if not ann_path.is_file():
+        raise DatasetError(f"{root} has no annotations.json: it is not a scenes folder.")
+    try:
+        entries = json.loads(ann_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{ann_path} is not valid JSON: {exc}.") from exc
+    if not isinstance(entries, list) or not entries:
+        raise DatasetError(f"{ann_path} must hold a non-empty list of images.")
+    scenes = [_parse_entry(root, i, entry) for i, entry in enumerate(entries)]
+    missing = [s.path.name for s in scenes if not s.path.is_file()]
+    if missing:
+        raise DatasetError(
+            f"{len(missing)} image(s) listed in {ann_path} are not in {root / 'images'}, "
+            f"e.g. {missing[0]}."
+        )
+    return scenes
+
+
+def _parse_entry(root: Path, index: int, entry: Any) -> Scene:
+    try:
+        faces = tuple(
+            SceneFace(box=_as_box(face["box"]), label=str(face["label"])) for face in entry["faces"]
+        )
+        name = str(entry["file"])
+        if Path(name).name != name:
+            raise ValueError(f"file {name!r} must be a plain file name")
+        return Scene(
+            path=root / "images" / name,
+            width=int(entry["width"]),
+            height=int(entry["height"]),
+            faces=faces,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"annotations.json entry {index} is malformed: {exc!r}.") from exc
+
+
+def _as_box(values: Iterable[Any]) -> Box:
+    x1, y1, x2, y2 = (float(v) for v in values)
+    if not (x2 > x1 and y2 > y1):
+        raise ValueError(f"box {[x1, y1, x2, y2]} has no area")
+    return (x1, y1, x2, y2)
+
+
+def _short_side(box: Sequence[float]) -> float:
+    return min(box[2] - box[0], box[3] - box[1])
+
+
+def _match(
+    det_boxes: np.ndarray, gt_boxes: np.ndarray, iou: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy VOC matching, detections already sorted by confidence.
+
+    Returns for each detection the index of its GT (-1: none) and whether it is a duplicate.
+    """
+    matched_gt = np.full(len(det_boxes), -1)
+    duplicate = np.zeros(len(det_boxes), dtype=bool)
+    if len(det_boxes) == 0 or len(gt_boxes) == 0:
+        return matched_gt, duplicate
+    overlaps = box_iou(det_boxes, gt_boxes)
+    taken = np.zeros(len(gt_boxes), dtype=bool)
+    for d in range(len(det_boxes)):
+        # prefer the best still-free GT; a detection only on taken GTs is a duplicate
+        free = np.where(taken, -1.0, overlaps[d])
+        g = int(np.argmax(free))
+        if free[g] >= iou:
+            matched_gt[d], taken[g] = g, True
+        elif overlaps[d].max() >= iou:
+            matched_gt[d], duplicate[d] = int(np.argmax(overlaps[d])), True
+    return matched_gt, duplicate
+
+
+def evaluate_detector(
+    scenes: Sequence[Scene], detector: Detector, min_face: int = 24, iou: float = 0.5
+) -> dict[str, Any]:
+    """Face recall (GT faces >= min_face px), precision (a lower bound) and ms per image."""
+    found = {name: 0 for name, _, _ in SIZE_BINS}
+    total = {name: 0 for name, _, _ in SIZE_BINS}
+    tp = fp = ignored_dets = n_faces = n_small = n_dets = 0
+    times: list[float] = []
+    for scene in scenes:
+        rgb = scene.load()
+        start = time.perf_counter()
+        faces = detector.detect(rgb)
+        times.append(time.perf_counter() - start)
+        faces = sorted(faces, key=lambda f: f.score, reverse=True)
+        gt = np.array([f.box for f in scene.faces], dtype=np.float64).reshape(-1, 4)
+        gt_size = np.array([_short_side(b) for b in gt])
+        small = gt_size < min_face
+        n_faces += int((~small).sum())
+        n_small += int(small.sum())
+        n_dets += len(faces)
+        det = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+        matched_gt, duplicate = _match(det, gt, iou)
+        for d, g in enumerate(matched_gt):
+            if g >= 0 and small[g]:
+                ignored_dets += 1
+            elif g >= 0 and not duplicate[d]:
+                tp += 1
+            elif g < 0 and _short_side(det[d]) < min_face:
+                ignored_dets += 1
+            else:
+                fp += 1
+        hit = np.zeros(len(gt), dtype=bool)
+        hit[matched_gt[(matched_gt >= 0) & ~duplicate]] = True
+        for name, lo, hi in SIZE_BINS:
+            in_bin = (gt_size >= lo) & (gt_size < hi)
+            total[name] += int(in_bin.sum())
+            found[name] += int((in_bin & hit).sum())
+    return {
+        "images": len(scenes),
+        "faces": n_faces,
+        "faces_ignored_small": n_small,
+        "detections": n_dets,
+        "true_positives": tp,
+        "false_positives": fp,
+        "detections_ignored": ignored_dets,
+        "recall": tp / n_faces if n_faces else None,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall_by_size": {
+            name: (found[name] / total[name] if total[name] else None) for name in total
+        },
+        "faces_by_size": total,
+        "ms_per_image": 1000 * float(np.mean(times)) if times else None,
+        "ms_median": 1000 * float(np.median(times)) if times else None,
+        "min_face": min_face,
+        "iou": iou,
+    }
+
+
+def average_precision(confidences: Sequence[float], is_tp: Sequence[bool], n_positives: int) -> float:
+    """VOC all-point interpolated AP from scored detections marked true/false positive."""
+    if n_positives <= 0:
+        raise ValueError("AP is undefined without positives.")
+    order = np.argsort(-np.asarray(confidences, dtype=np.float64), kind="stable")
+    hits = np.asarray(is_tp, dtype=np.float64)[order]
+    tp_cum, fp_cum = np.cumsum(hits), np.cumsum(1.0 - hits)
+    recall = tp_cum / n_positives
+    precision = tp_cum / np.maximum(tp_cum + fp_cum, np.finfo(np.float64).eps)
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    mpre = np.concatenate(([0.0], precision, [0.0]))
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]  # precision envelope
+    steps = np.where(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+
+
+def _as_detection(item: Any) -> tuple[Box, str, float]:
+    """(box, label, confidence) from a tuple or from an object with those attributes."""
+    if isinstance(item, tuple | list):
+        box, label, confidence = item
+    else:
+        box, label, confidence = item.box, item.label, item.confidence
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (x1, y1, x2, y2), str(label), float(confidence)
+
+
+def evaluate_scenes(
+    scenes: Sequence[Scene],
+    detect_and_classify: Callable[[np.ndarray], Iterable[Any]],
+    labels: Sequence[str],
+    min_face: int = 24,
+    iou: float = 0.5,
+) -> dict[str, Any]:
+    """Per-class AP@iou (VOC all-point) for a detect+classify function on the scenes.
+
+    detect_and_classify(rgb) returns (box, label, confidence) items. GT faces of a class the model
+    lacks are ignored for every class (the model cannot name them) and that class is not scored.
+    """
+    labels = list(labels)
+    gt_labels = sorted({f.label for s in scenes for f in s.faces})
+    classes = labels + [c for c in gt_labels if c not in labels]
+    records: dict[str, list[tuple[float, bool]]] = {c: [] for c in labels}
+    positives = {c: 0 for c in classes}
+    ignored = {c: 0 for c in classes}
+    times: list[float] = []
+    for scene in scenes:
+        rgb = scene.load()
+        start = time.perf_counter()
+        items = [_as_detection(item) for item in detect_and_classify(rgb)]
+        times.append(time.perf_counter() - start)
+        gt = np.array([f.box for f in scene.faces], dtype=np.float64).reshape(-1, 4)
+        gt_label = [f.label for f in scene.faces]
+        skip = np.array([_short_side(b) < min_face for b in gt], dtype=bool)
+        for g, label in enumerate(gt_label):
+            if skip[g]:
+                ignored[label] += 1
+            elif label in labels:
+                positives[label] += 1
+        # GT boxes of classes the model lacks: detections on them are not counted at all
+        unscorable = skip | np.array([lb not in labels for lb in gt_label], dtype=bool)
+        for cls in labels:
+            dets = sorted((d for d in items if d[1] == cls), key=lambda d: d[2], reverse=True)
+            det_boxes = np.array([d[0] for d in dets], dtype=np.float64).reshape(-1, 4)
+            own = np.array([lb == cls for lb in gt_label], dtype=bool)
+            free_gt = own | unscorable  # other scorable classes' faces cannot absorb a detection
+            idx = np.where(free_gt)[0]
+            matched, duplicate = _match(det_boxes, gt[idx], iou)
+            for d, m in enumerate(matched):
+                g = idx[m] if m >= 0 else -1
+                if g >= 0 and unscorable[g]:
+                    continue
+                if g < 0 and _short_side(det_boxes[d]) < min_face:
+                    continue
+                records[cls].append((dets[d][2], bool(g >= 0 and own[g] and not duplicate[d])))
+    per_class: dict[str, dict[str, Any]] = {}
+    for cls in classes:
+        row: dict[str, Any] = {"faces": positives[cls], "faces_ignored_small": ignored[cls]}
+        if cls not in labels:
+            n = sum(1 for s in scenes for f in s.faces if f.label == cls)
+            row.update(faces=n, scored=False, reason=f"the model has no {cls!r} label")
+        elif positives[cls] == 0:
+            row.update(scored=False, reason=f"no {cls!r} faces of at least {min_face} px")
+        else:
+            conf = [c for c, _ in records[cls]]
+            hits = [h for _, h in records[cls]]
+            n_tp = int(sum(hits))
+            row.update(
+                scored=True,
+                ap=average_precision(conf, hits, positives[cls]),
+                detections=len(hits),
+                true_positives=n_tp,
+                recall=n_tp / positives[cls],
+                precision=n_tp / len(hits) if hits else None,
+            )
+        per_class[cls] = row
+    aps = [row["ap"] for row in per_class.values() if row.get("scored")]
+    return {
+        "images": len(scenes),
+        "classes": per_class,
+        "mean_ap": float(np.mean(aps)) if aps else None,
+        "ms_per_image": 1000 * float(np.mean(times)) if times else None,
+        "min_face": min_face,
+        "iou": iou,
+    }
