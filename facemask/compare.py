@@ -1,0 +1,245 @@
+"""Side-by-side comparison of trained models (cards and histories) and its plotly figures.
+
+Pure functions over model directories (DESIGN.md contract): `comparison_rows` reads card.json
+files, `curves` reads history.csv. The figure builders return plotly figures; nothing here
+imports streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from facemask.classify import CARD_FILE, TFLITE_FILE
+from facemask.runs import read_history, read_json
+
+LATENCY_KEYS = ("per_face", "served", "tflite", "tflite_float", "median", "p50")
+"""Where a card's latency_ms dict keeps the CPU latency of one face, in order of preference."""
+
+CURVE_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+COLUMNS = {
+    "name": "Model",
+    "architecture": "Architecture",
+    "weights": "Weights",
+    "input_size": "Input (px)",
+    "accuracy": "Test accuracy",
+    "macro_f1": "Macro F1",
+    "small_face_accuracy": "Small-face accuracy",
+    "parameters": "Parameters",
+    "size_mb": "Served file (MB)",
+    "latency_ms": "CPU latency / face (ms)",
+    "training_s": "Training time (s)",
+}
+"""Keys of a comparison row and their display names."""
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def latency_per_face_ms(card: Mapping[str, Any]) -> float | None:
+    """CPU latency of classifying one face with the served file, from card["latency_ms"].
+
+    Accepts a number, or a dict keyed by the served file name or one of LATENCY_KEYS (values may
+    themselves be dicts with a "median"); None when the card does not say.
+    """
+    latency = card.get("latency_ms")
+    if _number(latency) is not None:
+        return _number(latency)
+    if not isinstance(latency, Mapping):
+        return None
+    served = str(card.get("serving", {}).get("file", ""))
+    for key in (served, *LATENCY_KEYS):
+        value = latency.get(key)
+        if isinstance(value, Mapping):
+            value = value.get("median", value.get("p50"))
+        if _number(value) is not None:
+            return _number(value)
+    return None
+
+
+def served_file_mb(model_dir: str | os.PathLike, card: Mapping[str, Any]) -> float | None:
+    """Size in MB of the file the app serves (card's files entry, else the file on disk)."""
+    served = str(card.get("serving", {}).get("file") or TFLITE_FILE)
+    size = _number(card.get("files", {}).get(served))
+    if size is None:
+        path = Path(model_dir) / served
+        if not path.is_file():
+            path = Path(model_dir) / "model.keras"
+        size = float(path.stat().st_size) if path.is_file() else None
+    return None if size is None else size / 1e6
+
+
+def macro_f1(metrics: Mapping[str, Any]) -> float | None:
+    """Unweighted mean of the per-class F1 scores of one metrics block."""
+    per_class = metrics.get("per_class")
+    if not isinstance(per_class, Mapping) or not per_class:
+        return None
+    scores = [_number(v.get("f1")) for v in per_class.values() if isinstance(v, Mapping)]
+    if not scores or any(s is None for s in scores):
+        return None
+    return sum(scores) / len(scores)  # type: ignore[arg-type]
+
+
+def comparison_row(model_dir: str | os.PathLike, card: Mapping[str, Any]) -> dict[str, Any]:
+    """One model's row: the keys of COLUMNS (None where its card does not say)."""
+    metrics = card.get("metrics", {})
+    test = metrics.get("test", {}) if isinstance(metrics, Mapping) else {}
+    small = metrics.get("test_small_faces", {}) if isinstance(metrics, Mapping) else {}
+    params = card.get("parameters", {})
+    total = params.get("total") if isinstance(params, Mapping) else params
+    training = card.get("training", {})
+    return {
+        "name": str(card.get("name") or Path(model_dir).name),
+        "architecture": card.get("architecture"),
+        "weights": card.get("weights"),
+        "input_size": card.get("input_size"),
+        "accuracy": _number(test.get("accuracy")),
+        "macro_f1": macro_f1(test),
+        "small_face_accuracy": _number(small.get("accuracy")) if small else None,
+        "parameters": int(total) if _number(total) is not None else None,
+        "size_mb": served_file_mb(model_dir, card),
+        "latency_ms": latency_per_face_ms(card),
+        "training_s": _number(training.get("wall_time_s"))
+        if isinstance(training, Mapping)
+        else None,
+    }
+
+
+def comparison_rows(dirs: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Rows for every folder with a readable card.json (others are skipped)."""
+    rows = []
+    for model_dir in dirs:
+        card = read_json(Path(model_dir) / CARD_FILE)
+        if isinstance(card, dict):
+            row = comparison_row(model_dir, card)
+            row["dir"] = str(model_dir)
+            rows.append(row)
+    return rows
+
+
+def curves(run_dir: str | os.PathLike) -> dict[str, list[Any]]:
+    """Per-epoch series from history.csv: "epoch" counts across phases (head, then fine-tune).
+
+    Keys: epoch, phase, and each of CURVE_METRICS (plus seconds) that the history has; empty
+    dict when there is no history.
+    """
+    rows = read_history(Path(run_dir))
+    if not rows:
+        return {}
+    series: dict[str, list[Any]] = {"epoch": [], "phase": []}
+    keys = [k for k in (*CURVE_METRICS, "seconds") if any(k in r for r in rows)]
+    for key in keys:
+        series[key] = []
+    for index, row in enumerate(rows, start=1):
+        series["epoch"].append(index)
+        series["phase"].append(str(row.get("phase", "")))
+        for key in keys:
+            series[key].append(_number(row.get(key)))
+    return series
+
+
+def confusion(card: Mapping[str, Any], split: str = "test") -> tuple[list[str], list[list[int]]]:
+    """(labels, matrix rows=true, cols=predicted) of one metrics split; empty when absent."""
+    block = card.get("metrics", {}).get(split, {})
+    matrix = block.get("confusion") if isinstance(block, Mapping) else None
+    labels = list(card.get("labels", []))
+    if not isinstance(matrix, list) or len(matrix) != len(labels):
+        return [], []
+    return labels, [[int(v) for v in row] for row in matrix]
+
+
+# -- plotly figures -------------------------------------------------------------------------
+def curves_figure(runs: Mapping[str, Mapping[str, Sequence[Any]]], metric: str):
+    """Train (solid) vs validation (dotted) curves of `metric` per epoch, one colour per run."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    fig = go.Figure()
+    palette = qualitative.Plotly
+    for i, (name, series) in enumerate(runs.items()):
+        color = palette[i % len(palette)]
+        for key, dash, suffix in ((metric, "solid", "train"), (f"val_{metric}", "dot", "val")):
+            if key not in series:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=list(series["epoch"]),
+                    y=list(series[key]),
+                    mode="lines+markers",
+                    name=f"{name} · {suffix}",
+                    line={"color": color, "dash": dash},
+                    customdata=list(series.get("phase", [])),
+                    hovertemplate="epoch %{x} (%{customdata})<br>%{y:.4f}<extra>%{fullData.name}"
+                    "</extra>",
+                )
+            )
+    fig.update_layout(
+        title=metric.replace("_", " ").capitalize(),
+        xaxis_title="epoch (head, then fine-tune)",
+        yaxis_title=metric,
+        height=360,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def confusion_figure(labels: Sequence[str], matrix: Sequence[Sequence[int]], title: str):
+    """Confusion matrix heatmap: rows true label, columns predicted, counts in the cells."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(
+        go.Heatmap(
+            z=[list(r) for r in matrix],
+            x=list(labels),
+            y=list(labels),
+            colorscale="Blues",
+            text=[[str(v) for v in r] for r in matrix],
+            texttemplate="%{text}",
+            showscale=False,
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="predicted",
+        yaxis_title="true",
+        yaxis_autorange="reversed",
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+def comparison_figure(rows: Sequence[Mapping[str, Any]], key: str):
+    """Bar chart of one numeric column of the comparison, one bar per model."""
+    import plotly.graph_objects as go
+
+    shown = [r for r in rows if r.get(key) is not None]
+    fig = go.Figure(
+        go.Bar(
+            x=[r["name"] for r in shown],
+            y=[r[key] for r in shown],
+            text=[_fmt(r[key]) for r in shown],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        title=COLUMNS.get(key, key),
+        height=280,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
