@@ -1,0 +1,230 @@
+"""Video file in -> annotated video out: the upload page's and `facemask video`'s one path.
+
+Every frame goes through `Pipeline.process` with a `FaceTracker` (labels smoothed across
+frames) and `annotate`. The output is browser-playable H.264 (yuv420p, even dimensions) in an
+mp4 with the source frame rate; audio is not carried over.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from facemask.errors import VideoError
+from facemask.pipeline import FaceTracker, Pipeline, annotate
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v")
+MAX_VIDEO_BYTES = 200 * 1024 * 1024
+"""Video files larger than this are refused (the app's upload limit is the same)."""
+MAX_VIDEO_SECONDS = 120.0
+"""Only this many seconds of a longer video are processed (the summary says so)."""
+MAX_VIDEO_SIDE = 1280
+"""Frames whose longer side exceeds this are scaled down first (faces stay large enough)."""
+DEFAULT_FPS = Fraction(25)
+_CRF = "23"
+_PRESET = "veryfast"
+
+Progress = Callable[[int, int], None]
+"""progress(frames done, frames expected in all); `total` is an estimate from the container."""
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    """What annotate_video did."""
+
+    frames: int  # frames written (= frames read)
+    fps: float
+    seconds: float  # duration of the output
+    width: int
+    height: int
+    faces_per_label: dict[str, int]  # distinct tracked faces, by the label they had most often
+    face_frames_per_label: dict[str, int]  # detections summed over frames
+    output: Path
+    notes: tuple[str, ...] = field(default=())  # e.g. "only the first 120 s were processed"
+
+
+def _open(src: Path):
+    try:
+        size = src.stat().st_size
+    except OSError as exc:
+        raise VideoError(f"{src.name} could not be read: {exc.strerror or exc}.") from exc
+    if size == 0:
+        raise VideoError(f"{src.name} is empty.")
+    if size > MAX_VIDEO_BYTES:
+        raise VideoError(
+            f"{src.name} is {size / 2**20:.0f} MB; the limit is {MAX_VIDEO_BYTES / 2**20:.0f} MB."
+        )
+    try:
+        container = av.open(str(src), mode="r")
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise VideoError(
+            f"{src.name} is not a readable video (MP4, MOV, AVI or WebM): {exc}."
+        ) from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{src.name} has no video stream.")
+    return container
+
+
+def _output_size(width: int, height: int) -> tuple[int, int]:
+    """Scale down to MAX_VIDEO_SIDE and round to even numbers (yuv420p needs them)."""
+    scale = min(1.0, MAX_VIDEO_SIDE / max(width, height))
+    out_w = max(2, int(round(width * scale / 2)) * 2)
+    out_h = max(2, int(round(height * scale / 2)) * 2)
+    return out_w, out_h
+
+
+def _expected_frames(stream, fps: Fraction, limit: int) -> int:
+    frames = int(stream.frames or 0)
+    if frames <= 0 and stream.duration and stream.time_base:
+        frames = int(round(float(stream.duration * stream.time_base) * fps))
+    if frames <= 0 and stream.container.duration:
+        frames = int(round(stream.container.duration / av.time_base * fps))
+    return min(frames, limit) if frames > 0 else limit
+
+
+def annotate_video(
+    src_path: str | os.PathLike,
+    dst_path: str | os.PathLike,
+    pipeline: Pipeline,
+    progress: Progress | None = None,
+    max_frames: int | None = None,
+) -> VideoSummary:
+    """Detect, classify and annotate every frame of a video; write an H.264 mp4 to dst_path.
+
+    The output appears at dst_path only when complete. At most max_frames frames (and
+    MAX_VIDEO_SECONDS) are processed. Raises VideoError with one sentence for files that are
+    missing, too large, unreadable, corrupt or without a video stream.
+    """
+    src, dst = Path(src_path), Path(dst_path)
+    container = _open(src)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = Fraction(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
+        if not 1 <= fps <= 240:
+            fps = DEFAULT_FPS
+        limit = int(MAX_VIDEO_SECONDS * fps)
+        if max_frames is not None:
+            limit = min(limit, max(1, int(max_frames)))
+        total = _expected_frames(stream, fps, limit)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(suffix=".mp4", prefix=".partial-", dir=dst.parent)
+        os.close(handle)
+        tmp = Path(tmp_name)
+        try:
+            summary = _transcode(container, stream, tmp, pipeline, fps, limit, total, progress)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        container.close()
+    if summary["frames"] == 0:
+        dst.unlink(missing_ok=True)
+        raise VideoError(f"{src.name} has no decodable video frames.")
+    notes = list(summary["notes"])
+    if summary["hit_limit"] and (max_frames is None or limit < max_frames):
+        notes.append(f"Only the first {MAX_VIDEO_SECONDS:.0f} s of {src.name} were processed.")
+    return VideoSummary(
+        frames=summary["frames"],
+        fps=float(fps),
+        seconds=summary["frames"] / float(fps),
+        width=summary["width"],
+        height=summary["height"],
+        faces_per_label=summary["faces"],
+        face_frames_per_label=summary["face_frames"],
+        output=dst,
+        notes=tuple(notes),
+    )
+
+
+def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progress) -> dict:
+    """Decode, process, annotate and encode; returns counts for the summary."""
+    tracker = FaceTracker()
+    face_frames: Counter[str] = Counter()
+    track_votes: dict[int, Counter[str]] = {}
+    notes: list[str] = []
+    frames, hit_limit = 0, False
+    out = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+    out_stream = None
+    try:
+        try:
+            for frame in container.decode(stream):
+                if frames >= limit:
+                    hit_limit = True
+                    break
+                rgb = _frame_rgb(frame)
+                if out_stream is None:
+                    width, height = _output_size(rgb.shape[1], rgb.shape[0])
+                    out_stream = _video_stream(out, fps, width, height)
+                rgb = _fit(rgb, out_stream.width, out_stream.height)
+                detections = pipeline.process(rgb, tracker)
+                for det in detections:
+                    face_frames[det.label] += 1
+                    if det.track_id is not None:
+                        track_votes.setdefault(det.track_id, Counter())[det.label] += 1
+                picture = av.VideoFrame.from_ndarray(annotate(rgb, detections), format="rgb24")
+                picture.pts = frames
+                for packet in out_stream.encode(picture):
+                    out.mux(packet)
+                frames += 1
+                if progress is not None:
+                    progress(frames, max(total, frames))
+        except (av.error.FFmpegError, ValueError) as exc:
+            if frames == 0:
+                raise VideoError(f"The video could not be decoded: {exc}.") from exc
+            notes.append(f"The video is damaged after frame {frames}; the rest was skipped.")
+        if out_stream is not None:
+            for packet in out_stream.encode(None):
+                out.mux(packet)
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"The annotated video could not be written: {exc}.") from exc
+    finally:
+        out.close()
+    faces = Counter(votes.most_common(1)[0][0] for votes in track_votes.values())
+    return {
+        "frames": frames,
+        "width": out_stream.width if out_stream is not None else 0,
+        "height": out_stream.height if out_stream is not None else 0,
+        "faces": dict(faces),
+        "face_frames": dict(face_frames),
+        "notes": notes,
+        "hit_limit": hit_limit,
+    }
+
+
+def _video_stream(out, fps: Fraction, width: int, height: int):
+    stream = out.add_stream("libx264", rate=fps)
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.time_base = 1 / fps
+    stream.options = {"crf": _CRF, "preset": _PRESET}
+    return stream
+
+
+def _frame_rgb(frame) -> np.ndarray:
+    """A decoded frame as RGB uint8, turned upright when the container says it is rotated."""
+    rgb = frame.to_ndarray(format="rgb24")
+    quarter_turns = int(round((frame.rotation or 0) / 90)) % 4
+    if quarter_turns:
+        rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
+    return rgb
+
+
+def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize a frame to the output size (no-op when it already has it)."""
+    if rgb.shape[1] == width and rgb.shape[0] == height:
+        return rgb
+    import cv2
+
+    interpolation = cv2.INTER_AREA if rgb.shape[1] > width else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (width, height), interpolation=interpolation)
