@@ -44,6 +44,7 @@ class DetectorSettings:
     tiles: int = 0  # 0: whole image only; n: also n overlapping square tiles across the short side
     tile_overlap: float = 0.5  # fraction of a tile shared with its neighbour
     nms_iou: float = 0.3  # boxes overlapping more than this are one face (also mediapipe's NMS)
+    close_up_pass: bool = False  # model "full": also run "short" on the whole image (big faces)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_FILES:
@@ -88,15 +89,17 @@ class FaceDetector:
         mediapipe, vision, base_options = _mediapipe()
         self._image_cls = mediapipe.Image
         self._srgb = mediapipe.ImageFormat.SRGB
-        options = vision.FaceDetectorOptions(
-            base_options=base_options.BaseOptions(model_asset_buffer=model_bytes(settings.model)),
-            running_mode=vision.RunningMode.IMAGE,
-            min_detection_confidence=settings.min_score,
-            min_suppression_threshold=settings.nms_iou,
-        )
-        self._detector: Any = vision.FaceDetector.create_from_options(options)
-        # NOTE: mediapipe's own __del__ fails at interpreter exit; close while modules still live.
-        self._finalizer = weakref.finalize(self, self._detector.close)
+        models = {settings.model} | ({"short"} if settings.close_up_pass else set())
+        self._detectors: dict[str, Any] = {}
+        for model in sorted(models):
+            options = vision.FaceDetectorOptions(
+                base_options=base_options.BaseOptions(model_asset_buffer=model_bytes(model)),
+                running_mode=vision.RunningMode.IMAGE,
+                min_detection_confidence=settings.min_score,
+                min_suppression_threshold=settings.nms_iou,
+            )
+            self._detectors[model] = vision.FaceDetector.create_from_options(options)
+        self._finalizer = weakref.finalize(self, _close_quietly, list(self._detectors.values()))
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -115,24 +118,30 @@ class FaceDetector:
         height, width = image.shape[:2]
         if height == 0 or width == 0:
             return []
-        windows = [(0, 0, width, height)]
+        whole = (0, 0, width, height)
+        passes = [(self.settings.model, whole)]
         if self.settings.tiles:
-            windows += tile_windows(width, height, self.settings.tiles, self.settings.tile_overlap)
+            tiles = tile_windows(width, height, self.settings.tiles, self.settings.tile_overlap)
+            passes += [(self.settings.model, window) for window in tiles]
+        if self.settings.close_up_pass and self.settings.model != "short":
+            passes.append(("short", whole))
         faces: list[Face] = []
         with self._lock:
-            for window in windows:
-                faces += self._detect_window(image, window)
-        faces = _suppress(faces, self.settings.nms_iou) if len(windows) > 1 else faces
+            for model, window in passes:
+                faces += self._detect_window(self._detectors[model], image, window)
+        faces = _suppress(faces, self.settings.nms_iou) if len(passes) > 1 else faces
         faces = [f for f in faces if _short_side(f.box) >= self.settings.min_face]
         return sorted(faces, key=lambda f: f.score, reverse=True)
 
-    def _detect_window(self, image: np.ndarray, window: tuple[int, int, int, int]) -> list[Face]:
+    def _detect_window(
+        self, detector: Any, image: np.ndarray, window: tuple[int, int, int, int]
+    ) -> list[Face]:
         """Run mediapipe on one window (x0, y0, x1, y1) and map results to image pixels."""
         x0, y0, x1, y1 = window
         height, width = image.shape[:2]
         whole = window == (0, 0, width, height)
         crop = image if whole else np.ascontiguousarray(image[y0:y1, x0:x1])
-        result = self._detector.detect(self._image_cls(image_format=self._srgb, data=crop))
+        result = detector.detect(self._image_cls(image_format=self._srgb, data=crop))
         tile_w, tile_h = x1 - x0, y1 - y0
         margin = _EDGE_MARGIN * max(tile_w, tile_h)
         faces = []
@@ -160,10 +169,21 @@ class FaceDetector:
         return faces
 
 
+def _close_quietly(detectors: list[Any]) -> None:
+    """Close mediapipe tasks, also at interpreter exit."""
+    for detector in detectors:
+        try:
+            detector.close()
+        except RuntimeError:
+            # NOTE: at exit mediapipe's dispatcher thread is already gone, and its own __del__
+            # would then fail noisily during module teardown; drop the handle, the OS frees it.
+            detector._handle = None
+
+
 def tile_windows(
     width: int, height: int, tiles: int, overlap: float
 ) -> list[tuple[int, int, int, int]]:
-    """Square windows (x0, y0, x1, y1): `tiles` across the short side, evenly spread, overlapping."""
+    """Square windows (x0, y0, x1, y1), `tiles` across the short side, evenly spread."""
     short = min(width, height)
     side = min(short, math.ceil(short / (tiles - (tiles - 1) * overlap)))
     stride = side * (1.0 - overlap)

@@ -190,7 +190,9 @@ def evaluate_detector(
     }
 
 
-def average_precision(confidences: Sequence[float], is_tp: Sequence[bool], n_positives: int) -> float:
+def average_precision(
+    confidences: Sequence[float], is_tp: Sequence[bool], n_positives: int
+) -> float:
     """VOC all-point interpolated AP from scored detections marked true/false positive."""
     if n_positives <= 0:
         raise ValueError("AP is undefined without positives.")
