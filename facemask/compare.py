@@ -32,7 +32,7 @@ COLUMNS = {
     "parameters": "Parameters",
     "size_mb": "Served file (MB)",
     "latency_ms": "CPU latency / face (ms)",
-    "training_s": "Training time (s)",
+    "training_s": "Training time",
 }
 """Keys of a comparison row and their display names."""
 
@@ -128,7 +128,7 @@ def curves(run_dir: str | os.PathLike) -> dict[str, list[Any]]:
     """Per-epoch series from history.csv: "epoch" counts across phases (head, then fine-tune).
 
     Keys: epoch, phase, and each of CURVE_METRICS (plus seconds) that the history has; empty
-    dict when there is no history.
+    dict when there is no history. The file's own epoch column is used when it has one.
     """
     rows = read_history(Path(run_dir))
     if not rows:
@@ -138,7 +138,8 @@ def curves(run_dir: str | os.PathLike) -> dict[str, list[Any]]:
     for key in keys:
         series[key] = []
     for index, row in enumerate(rows, start=1):
-        series["epoch"].append(index)
+        epoch = _number(row.get("epoch"))
+        series["epoch"].append(int(epoch) if epoch is not None else index)
         series["phase"].append(str(row.get("phase", "")))
         for key in keys:
             series[key].append(_number(row.get(key)))
