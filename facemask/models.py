@@ -98,7 +98,7 @@ def build_classifier(
     weights: str = "imagenet",
     dropout: float = 0.3,
 ) -> tuple[keras.Model, keras.Model]:
-    """Build (classifier, base). The base starts frozen; input is RGB float in [0, 255]."""
+    """Build (classifier, base); input is RGB float in [0, 255]."""
     weights_path = resolve_weights(backbone, weights)
     shape = (input_size, input_size, 3)
     if backbone == "mobilenetv2":
@@ -109,7 +109,8 @@ def build_classifier(
         base = keras.applications.VGG16(input_shape=shape, include_top=False, weights=None)
     if weights_path:
         base.load_weights(weights_path)
-    base.trainable = False
+    # A pretrained base starts frozen (phase 1 trains the head); a random one trains throughout.
+    base.trainable = weights_path is None
     inputs = keras.Input(shape=shape, name="image")
     x = _preprocess(backbone, inputs)
     x = base(x, training=False)

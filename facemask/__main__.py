@@ -1,0 +1,3 @@
+from facemask.cli import main
+
+raise SystemExit(main())

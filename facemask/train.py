@@ -1,0 +1,448 @@
+"""Two-phase transfer learning: a new head on a frozen ImageNet base, then fine-tuning of the
+top of the base at a lower rate. The whole story of one run, from dataset folder to a finished,
+exported run directory, is `train()`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from facemask import __version__
+from facemask.classify import CARD_FILE, KERAS_FILE
+from facemask.data import (
+    CropSet,
+    DatasetScan,
+    extract_crops,
+    resize_crops,
+    scan_dataset,
+    split_dataset,
+)
+from facemask.detect import DetectorSettings, FaceDetector
+from facemask.errors import RunError
+from facemask.evaluate import classification_metrics, small_face_metrics
+from facemask.models import build_classifier, get_backbone, unfreeze_top
+from facemask.runs import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    STATE_FILE,
+    EventLog,
+    RunStore,
+    read_json,
+    write_json,
+)
+
+TRAINING_DETECTOR = DetectorSettings(model="short", min_score=0.5, min_face=12)
+"""Measured on 300 training photos: the short-range model finds 97% of their faces (95% of the
+masked ones), the full-range model 84%; tight crops are retried padded (facemask.data)."""
+CHECKPOINT_FILE = "checkpoint.weights.h5"
+BEST_FILE = "best.weights.h5"
+HISTORY_COLUMNS = (
+    "epoch", "phase", "phase_epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+    "learning_rate", "seconds", "images_per_s",
+)  # fmt: skip
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved as config.json; `--resume` reads it back)."""
+
+    data: str
+    backbone: str = "mobilenetv2"
+    input_size: int = 160
+    epochs_head: int = 6
+    epochs_fine: int = 6
+    fine_tune_layers: int | None = None  # None: the backbone's default; 0: no fine-tuning
+    batch_size: int = 32
+    lr_head: float = 1e-3
+    lr_fine: float = 1e-4
+    augment: bool = True
+    weights: str = "imagenet"
+    patience: int = 3
+    seed: int = 0
+    limit_per_class: int | None = None  # for quick trials and tests
+    export_tfjs: bool = True
+    labels: list[str] | None = None
+    name: str | None = None
+    command: str = field(default_factory=lambda: shlex.join(["facemask", *sys.argv[1:]]))
+
+    def __post_init__(self) -> None:
+        get_backbone(self.backbone)  # ValueError with the list of backbones
+        if not 32 <= self.input_size <= 512:
+            raise ValueError("input size must be between 32 and 512 px.")
+        if self.epochs_head < 1 or self.epochs_fine < 0:
+            raise ValueError("epochs: at least 1 for the head, 0 or more for fine-tuning.")
+        if self.fine_tune_layers is None:
+            self.fine_tune_layers = get_backbone(self.backbone).fine_tune_layers
+
+
+class TrainingCancelled(Exception):
+    """Raised inside training when SIGTERM / Ctrl-C asks it to stop."""
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    raise TrainingCancelled(signal.Signals(signum).name)
+
+
+def train(
+    config: TrainConfig,
+    store: RunStore,
+    run_id: str | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train, evaluate, export and publish one run; returns the finished run directory.
+
+    A run that is cancelled or killed stays in runs/.partial/<id> with its last checkpoint
+    and can be resumed with resume=True.
+    """
+    run_id = run_id or store.new_id(config.backbone)
+    if resume:
+        run_dir = store.partial_dir(run_id)
+        saved = read_json(run_dir / CONFIG_FILE)
+        if not isinstance(saved, dict):
+            raise RunError(f"Run {run_id} has nothing to resume: no config.json in {run_dir}.")
+        config = TrainConfig(**{**saved, "command": config.command})
+        (run_dir / "train.pid").write_text(str(os.getpid()))
+    else:
+        run_dir = store.create(run_id)
+        write_json(run_dir / CONFIG_FILE, asdict(config))
+    events = EventLog(run_dir)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    started = time.time()
+    try:
+        keras.utils.set_random_seed(config.seed)
+        events.emit("stage", stage="data", message=f"Checking the images in {config.data}")
+        log(f"run {run_id}: checking the images in {config.data}")
+        scan = scan_dataset(
+            config.data,
+            config.labels,
+            progress=lambda d, t: events.emit("progress", stage="data", done=d, total=t),
+            limit_per_class=config.limit_per_class,
+        )
+        labels = list(scan.labels)
+        log(f"  {scan.summary()}")
+        for path, reason in scan.skipped[:20]:
+            log(f"  skipped {path}: {reason}")
+        splits = split_dataset(scan, seed=config.seed)
+        events.emit("stage", stage="crops", message="Finding and cropping faces (cached)")
+        log("  finding faces with the inference detector and cropping them (cached)")
+        detector = FaceDetector(TRAINING_DETECTOR)
+        crops = extract_crops(
+            scan.items,
+            detector,
+            progress=lambda d, t: events.emit("progress", stage="crops", done=d, total=t),
+        )
+        data_report = _data_report(scan, splits, crops)
+        write_json(run_dir / "data_report.json", data_report)
+        log(f"  {data_report['summary']}")
+        size = config.input_size
+        x = {name: resize_crops(crops.crops[idx], size) for name, idx in splits.items()}
+        y = {name: crops.labels[idx] for name, idx in splits.items()}
+
+        model, base = build_classifier(config.backbone, size, len(labels), config.weights)
+        state = read_json(run_dir / STATE_FILE, {}) if resume else {}
+        fit = _Fitter(config, run_dir, events, log, x, y, state)
+        fit.phase(model, "head", config.epochs_head, config.lr_head)
+        if config.epochs_fine and config.fine_tune_layers:
+            if config.weights != "none":  # from scratch, the whole base trains from the start
+                unfrozen = unfreeze_top(base, config.fine_tune_layers)
+                log(f"  fine-tuning: {unfrozen} layers of the base unfrozen")
+            fit.phase(model, "fine", config.epochs_fine, config.lr_fine)
+        if (run_dir / BEST_FILE).is_file():
+            model.load_weights(run_dir / BEST_FILE)  # the epoch with the lowest val_loss
+
+        events.emit("stage", stage="evaluate", message="Evaluating on the held-out test split")
+        metrics = _evaluate(model, x, y, labels)
+        write_json(run_dir / METRICS_FILE, metrics)
+        log(_metrics_line(metrics))
+        model.optimizer = None  # the served model carries no optimizer state (3x smaller)
+        model.save(run_dir / KERAS_FILE)
+        card = _card(config, run_id, model, labels, scan, data_report, metrics, fit, started)
+        write_json(run_dir / CARD_FILE, card)
+
+        events.emit("stage", stage="export", message="Exporting to TFLite and TF.js")
+        log("  exporting to TFLite (float, int8) and TF.js, checked against Keras")
+        from facemask.export import export_all
+
+        export_all(run_dir, x["test"][:200], tfjs=config.export_tfjs)
+        for leftover in (CHECKPOINT_FILE, BEST_FILE):
+            (run_dir / leftover).unlink(missing_ok=True)
+        final = store.finalize(run_id)
+        events_final = EventLog(final)
+        events_final.emit("done", run_dir=str(final), seconds=round(time.time() - started, 1))
+        log(f"run {run_id} finished in {time.time() - started:.0f} s: {final}")
+        return final
+    except TrainingCancelled:
+        events.emit("cancelled", message="Stopped; resume it to continue from the last epoch.")
+        log(f"run {run_id} stopped; resume with: facemask train --resume --run-id {run_id}")
+        raise
+    except Exception as exc:
+        events.emit("error", message=str(exc) or type(exc).__name__)
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        (run_dir / "train.pid").unlink(missing_ok=True)
+
+
+class _Fitter:
+    """Runs the phases, checkpointing each epoch so a run can resume where it stopped."""
+
+    def __init__(self, config, run_dir, events, log, x, y, state) -> None:
+        from facemask.augment import make_dataset
+
+        self.config, self.run_dir, self.events, self.log = config, run_dir, events, log
+        self.train_ds = make_dataset(
+            x["train"], y["train"], config.batch_size, training=True,
+            augment=config.augment, seed=config.seed,
+        )  # fmt: skip
+        self.val_ds = make_dataset(x["val"], y["val"], 64, training=False)
+        self.n_train = len(x["train"])
+        self.state = state  # {"phase": ..., "epoch": epochs done in it, "best": val_loss}
+        self.seconds: dict[str, float] = {}
+        self.images_per_s: dict[str, float] = {}
+        if not state:
+            _write_history_header(run_dir / HISTORY_FILE)
+
+    def phase(self, model, name: str, epochs: int, learning_rate: float) -> None:
+        done = self._epochs_done(name)
+        if done is None:  # already past this phase
+            self._restore(model)
+            return
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        if done:
+            self._restore(model)
+            self.log(f"  resuming phase {name} after epoch {done}/{epochs}")
+        if done >= epochs:
+            return
+        self.log(f"  phase {name}: {epochs} epochs at learning rate {learning_rate:g}")
+        callback = _Progress(self, name, epochs, learning_rate)
+        model.fit(
+            self.train_ds,
+            validation_data=self.val_ds,
+            epochs=epochs,
+            initial_epoch=done,
+            verbose=1 if sys.stdout.isatty() else 2,
+            callbacks=[
+                callback,
+                keras.callbacks.EarlyStopping("val_loss", patience=self.config.patience),
+            ],
+        )
+        self.seconds[name] = callback.total_seconds
+        self.images_per_s[name] = callback.mean_images_per_s
+
+    def _epochs_done(self, name: str) -> int | None:
+        if not self.state:
+            return 0
+        if self.state["phase"] == name:
+            return int(self.state["epoch"])
+        return None if (self.state["phase"], name) == ("fine", "head") else 0
+
+    def _restore(self, model) -> None:
+        checkpoint = self.run_dir / CHECKPOINT_FILE
+        if checkpoint.is_file():
+            model.load_weights(checkpoint)
+
+
+class _Progress(keras.callbacks.Callback):
+    """Progress events, epoch timing, history.csv, checkpoints and resume state."""
+
+    def __init__(self, fitter: _Fitter, phase: str, epochs: int, learning_rate: float) -> None:
+        super().__init__()
+        self.fitter, self.phase, self.epochs, self.learning_rate = (
+            fitter,
+            phase,
+            epochs,
+            learning_rate,
+        )
+        self.batches = int(np.ceil(fitter.n_train / fitter.config.batch_size))
+        self.total_seconds = 0.0
+        self.rates: list[float] = []
+        self._last_emit = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.epoch_start = time.time()
+        self.epoch_index = epoch
+        self.fitter.events.emit(
+            "epoch_begin", phase=self.phase, epoch=epoch + 1, epochs=self.epochs
+        )
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        now = time.time()
+        if now - self._last_emit < 1.0 and batch + 1 < self.batches:
+            return
+        self._last_emit = now
+        elapsed = now - self.epoch_start
+        eta = elapsed / (batch + 1) * (self.batches - batch - 1)
+        self.fitter.events.emit(
+            "batch", phase=self.phase, epoch=self.epoch_index + 1, epochs=self.epochs,
+            batch=batch + 1, batches=self.batches, eta_s=round(eta, 1), logs=_round(logs),
+        )  # fmt: skip
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        seconds = time.time() - self.epoch_start
+        rate = self.fitter.n_train / seconds if seconds else 0.0
+        self.total_seconds += seconds
+        self.rates.append(rate)
+        logs = _round(logs)
+        fitter = self.fitter
+        self.model.save_weights(fitter.run_dir / CHECKPOINT_FILE)
+        best = fitter.state.get("best")
+        val_loss = logs.get("val_loss")
+        if val_loss is not None and (best is None or val_loss < best):
+            fitter.state["best"] = val_loss
+            self.model.save_weights(fitter.run_dir / BEST_FILE)
+        fitter.state.update(phase=self.phase, epoch=epoch + 1)
+        write_json(fitter.run_dir / STATE_FILE, fitter.state)
+        global_epoch = epoch + 1 + (fitter.config.epochs_head if self.phase == "fine" else 0)
+        with (fitter.run_dir / HISTORY_FILE).open("a", newline="") as handle:
+            csv.writer(handle).writerow([
+                global_epoch, self.phase, epoch + 1, logs.get("loss"), logs.get("accuracy"),
+                logs.get("val_loss"), logs.get("val_accuracy"), self.learning_rate,
+                round(seconds, 2), round(rate, 1),
+            ])  # fmt: skip
+        fitter.events.emit(
+            "epoch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs, logs=logs,
+            seconds=round(seconds, 2), images_per_s=round(rate, 1),
+        )  # fmt: skip
+        fitter.log(
+            f"  {self.phase} epoch {epoch + 1}/{self.epochs}: {seconds:.1f} s, {rate:.0f} images/s, "
+            + ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, float))
+        )
+
+    @property
+    def mean_images_per_s(self) -> float:
+        return float(np.mean(self.rates)) if self.rates else 0.0
+
+
+def _round(logs: dict | None) -> dict[str, float]:
+    return {k: round(float(v), 5) for k, v in (logs or {}).items() if np.isscalar(v)}
+
+
+def _write_history_header(path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerow(HISTORY_COLUMNS)
+
+
+def _data_report(scan: DatasetScan, splits: dict[str, list[int]], crops: CropSet) -> dict:
+    no_face = [
+        str(scan.items[i].path.relative_to(scan.root)) for i in np.flatnonzero(~crops.face_found)
+    ]
+    counts = {
+        name: {label: int((crops.labels[idx] == i).sum()) for i, label in enumerate(scan.labels)}
+        for name, idx in splits.items()
+    }
+    summary = (
+        f"faces found in {int(crops.face_found.sum())} of {len(crops.labels)} images "
+        f"({int(crops.padded_retry.sum())} only after padding the photo); "
+        f"{len(no_face)} with no face found were used whole (they are mostly tight face crops); "
+        f"split train/val/test: {', '.join(str(len(v)) for v in splits.values())}, "
+        "near-duplicates kept in one split"
+    )
+    return {
+        "summary": summary,
+        "images": len(scan.items),
+        "skipped": [{"file": f, "reason": r} for f, r in scan.skipped],
+        "no_face_used_whole": no_face,
+        "face_found": int(crops.face_found.sum()),
+        "found_after_padding": int(crops.padded_retry.sum()),
+        "splits": counts,
+    }
+
+
+def _evaluate(model, x, y, labels) -> dict:
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return model.predict(batch.astype(np.float32), batch_size=64, verbose=0)
+
+    return {
+        "test": classification_metrics(y["test"], predict(x["test"]), labels),
+        "test_small_faces": small_face_metrics(predict, x["test"], y["test"], labels),
+        "val": classification_metrics(y["val"], predict(x["val"]), labels),
+    }
+
+
+def _metrics_line(metrics: dict) -> str:
+    test, small = metrics["test"], metrics["test_small_faces"]
+    return (
+        f"  test accuracy {test['accuracy']:.2%} (macro F1 {test['macro_f1']:.3f}, "
+        f"ROC AUC {test['roc_auc']}); small faces {small['accuracy']:.2%} "
+        f"{small['accuracy_by_side_px']}"
+    )
+
+
+def _card(config, run_id, model, labels, scan, data_report, metrics, fit, started) -> dict:
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    return {
+        "name": config.name or run_id,
+        "architecture": get_backbone(config.backbone).title,
+        "backbone": config.backbone,
+        "labels": labels,
+        "input_size": config.input_size,
+        "input": "RGB float32 in [0, 255]; preprocessing is inside the model",
+        "weights": config.weights if config.weights in ("imagenet", "none") else "file",
+        "weights_note": (
+            "base initialised from ImageNet weights (Keras cache), then fine-tuned"
+            if config.weights != "none"
+            else "trained from scratch (no ImageNet weights)"
+        ),
+        "parameters": {"total": int(model.count_params()), "trainable_at_end": trainable},
+        "dataset": {
+            "path": str(scan.root),
+            "name": scan.root.name,
+            "provenance": _provenance(scan.root),
+            **{
+                k: data_report[k] for k in ("images", "face_found", "found_after_padding", "splits")
+            },
+            "no_face_used_whole": len(data_report["no_face_used_whole"]),
+            "skipped": len(data_report["skipped"]),
+        },
+        "metrics": metrics,
+        "training": {
+            "epochs_head": config.epochs_head,
+            "epochs_fine": config.epochs_fine if config.fine_tune_layers else 0,
+            "fine_tune_layers": config.fine_tune_layers,
+            "batch_size": config.batch_size,
+            "learning_rates": {"head": config.lr_head, "fine": config.lr_fine},
+            "augment": config.augment,
+            "seconds_by_phase": {k: round(v, 1) for k, v in fit.seconds.items()},
+            "images_per_s_by_phase": {k: round(v, 1) for k, v in fit.images_per_s.items()},
+            "wall_time_s": round(time.time() - started, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
+        },
+        "detector_for_crops": asdict(TRAINING_DETECTOR),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": config.command,
+        "facemask_version": __version__,
+    }
+
+
+def _provenance(root: Path) -> str:
+    source = root / "SOURCE.md"
+    if source.is_file():
+        for line in source.read_text(errors="replace").splitlines():
+            if "Repository" in line or "repository" in line:
+                return line.strip("-* ").strip()
+    return "not recorded (no SOURCE.md in the dataset folder)"
+
+
+def config_json(config: TrainConfig) -> str:
+    return json.dumps(asdict(config), indent=2)
