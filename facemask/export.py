@@ -1,0 +1,497 @@
+"""TFLite and TF.js exports of a classifier, each verified against Keras on real face crops.
+
+One SavedModel (`model.export`) feeds every converter: TFLite float, TFLite full-integer int8,
+and TF.js graph models (float and uint8-quantized weights). TF.js results come from real TF.js
+4.22 under node (`facemask/js/run_tfjs.mjs`), never from a Python re-implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from facemask.classify import KERAS_FILE, TFLITE_FILE, TFLITE_INT8_FILE, read_card
+from facemask.errors import ModelError
+from facemask.runs import write_json
+
+TFJS_DIR = "tfjs"
+TFJS_UINT8_DIR = "tfjs_uint8"
+RUN_TFJS_SCRIPT = Path(__file__).resolve().parent / "js" / "run_tfjs.mjs"
+
+INT8_MIN_AGREEMENT = 99.0
+"""Serve the int8 TFLite file only if it picks the same label as Keras on this % of crops."""
+FLOAT_MAX_ABS_DIFF = 1e-3
+"""A float export whose probabilities differ from Keras by more than this is broken."""
+REPRESENTATIVE_MAX = 200
+"""At most this many crops calibrate int8 quantization (more only slows conversion)."""
+TFJS_VERIFY_MAX = 32
+"""TF.js's pure-JS CPU backend under node takes 0.4-6 s per crop: verify on at most this many."""
+TFJS_TIMEOUT_S = 900
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def _saved_model(model: keras.Model, folder: str | os.PathLike) -> Path:
+    """Export `model` once as a SavedModel (inference graph, no dropout) under `folder`."""
+    path = Path(folder) / "saved_model"
+    model.export(str(path), format="tf_saved_model", verbose=False)
+    return path
+
+
+def _check_crops(crops: np.ndarray, size: int | None = None) -> np.ndarray:
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or crops.shape[-1] != 3 or crops.shape[1] != crops.shape[2]:
+        raise ValueError(f"crops must be (N, S, S, 3) RGB, not {crops.shape}.")
+    if len(crops) == 0:
+        raise ValueError("at least one face crop is needed.")
+    if size is not None and crops.shape[1] != size:
+        raise ValueError(f"crops are {crops.shape[1]} px but the model takes {size} px.")
+    return crops
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write next to the target, then rename: no half-written file, nothing left on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _tflite_from_saved_model(
+    saved_model: Path, out_path: Path, representative: np.ndarray | None, quantize: bool
+) -> Path:
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if quantize:
+        if representative is None or len(representative) == 0:
+            raise ValueError("int8 quantization needs representative face crops (N, S, S, 3).")
+        samples = _check_crops(representative)[:REPRESENTATIVE_MAX]
+
+        def calibration() -> Iterator[list[np.ndarray]]:
+            for crop in samples:
+                yield [crop[None].astype(np.float32)]
+
+        # Full-integer: every op int8. Input uint8 = raw pixels (scale 1, zero 0 when the
+        # calibration crops span 0-255); output stays float32 probabilities for every caller.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.float32
+    _write_atomic(out_path, converter.convert())
+    return out_path
+
+
+def _tfjs_from_saved_model(
+    saved_model: Path, out_dir: Path, quantize: bool, metadata: dict[str, Any] | None
+) -> Path:
+    with contextlib.redirect_stdout(sys.stderr):  # TF-DF prints a banner on import
+        from tensorflowjs.converters import tf_saved_model_conversion_v2 as tfjs_conversion
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as staging:
+        target = Path(staging) / "model"
+        with contextlib.redirect_stdout(sys.stderr):
+            tfjs_conversion.convert_tf_saved_model(
+                str(saved_model),
+                str(target),
+                quantization_dtype_map={"uint8": True} if quantize else None,
+                metadata=metadata,
+            )
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(target, out_dir)
+    return out_dir
+
+
+def export_tflite(
+    model: keras.Model,
+    out_path: str | os.PathLike,
+    representative: np.ndarray | None = None,
+    quantize: bool = False,
+) -> Path:
+    """Write a float TFLite file, or a full-integer int8 one calibrated on real uint8 crops.
+
+    The int8 file takes uint8 pixels and returns float32 probabilities.
+    """
+    with tempfile.TemporaryDirectory(prefix="facemask-export-") as tmp:
+        saved = _saved_model(model, tmp)
+        return _tflite_from_saved_model(saved, Path(out_path), representative, quantize)
+
+
+def export_tfjs(
+    model: keras.Model,
+    out_dir: str | os.PathLike,
+    quantize: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write a TF.js graph model (model.json + shards); `quantize` stores weights as uint8.
+
+    `metadata` ({name: JSON-able}) lands in model.json's userDefinedMetadata.
+    """
+    with tempfile.TemporaryDirectory(prefix="facemask-export-") as tmp:
+        saved = _saved_model(model, tmp)
+        return _tfjs_from_saved_model(saved, Path(out_dir), quantize, metadata)
+
+
+# ---------------------------------------------------------------- verification
+
+
+def keras_probabilities(model: keras.Model, crops: np.ndarray, batch: int = 32) -> np.ndarray:
+    """The reference: Keras inference on uint8 crops fed as float pixels."""
+    crops = _check_crops(crops)
+    parts = [
+        np.asarray(model(crops[i : i + batch].astype(np.float32), training=False))
+        for i in range(0, len(crops), batch)
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _compare(reference: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    if probs.shape != reference.shape:
+        raise ModelError(
+            f"The export returned probabilities of shape {probs.shape}, Keras {reference.shape}."
+        )
+    ref_label, got_label = reference.argmax(axis=1), probs.argmax(axis=1)
+    diff = np.abs(probs - reference)
+    return {
+        "n": int(len(reference)),
+        "agreement": round(float(np.mean(ref_label == got_label)) * 100.0, 3),
+        "disagreements": int(np.sum(ref_label != got_label)),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "predicted": {label: int(np.sum(got_label == i)) for i, label in enumerate(labels)},
+        "keras_predicted": {label: int(np.sum(ref_label == i)) for i, label in enumerate(labels)},
+    }
+
+
+def _check_labels(reference: np.ndarray, labels: Sequence[str]) -> None:
+    if reference.shape[1] != len(labels):
+        raise ModelError(
+            f"The model has {reference.shape[1]} outputs but {len(labels)} labels were given."
+        )
+
+
+def run_tflite(
+    tflite_path: str | os.PathLike, crops: np.ndarray, num_threads: int | None = None
+) -> tuple[np.ndarray, float]:
+    """Probabilities for uint8 crops, one crop per invoke, and the median ms per crop."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    crops = _check_crops(crops)
+    threads = num_threads or min(2, os.cpu_count() or 1)
+    interpreter = Interpreter(model_path=str(tflite_path), num_threads=threads)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def invoke(crop: np.ndarray) -> np.ndarray:
+        x = crop[None].astype(np.float32)
+        if inp["dtype"] != np.float32:
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interpreter.invoke()
+        y = interpreter.get_tensor(out["index"])[0]
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+    for _ in range(3):  # warm-up: XNNPACK packs weights on the first invokes
+        invoke(crops[0])
+    probs, times = [], []
+    for crop in crops:
+        start = time.perf_counter()
+        probs.append(invoke(crop))
+        times.append(time.perf_counter() - start)
+    return np.stack(probs), float(np.median(times) * 1000.0)
+
+
+def verify_tflite(
+    model: keras.Model,
+    tflite_path: str | os.PathLike,
+    crops: np.ndarray,
+    labels: Sequence[str],
+    num_threads: int | None = None,
+) -> dict[str, Any]:
+    """Compare a TFLite file with Keras on real crops (labels: class names in output order).
+
+    Returns n, agreement (% same label), disagreements, max/mean abs prob diff, per-label
+    counts, and ms_per_crop (median, ai-edge-litert, one crop per call).
+    """
+    return _verify_tflite(
+        keras_probabilities(model, crops), tflite_path, crops, labels, num_threads
+    )
+
+
+def _verify_tflite(
+    reference: np.ndarray,
+    tflite_path: str | os.PathLike,
+    crops: np.ndarray,
+    labels: Sequence[str],
+    num_threads: int | None = None,
+) -> dict[str, Any]:
+    _check_labels(reference, labels)
+    threads = num_threads or min(2, os.cpu_count() or 1)
+    probs, ms = run_tflite(tflite_path, crops, threads)
+    result = _compare(reference, probs, labels)
+    result.update(ms_per_crop=round(ms, 3), num_threads=threads, runtime="ai-edge-litert")
+    return result
+
+
+def tfjs_unavailable() -> str | None:
+    """Why real TF.js cannot run here (one sentence), or None when node and the module exist."""
+    if shutil.which("node") is None:
+        return "node is not installed, so the TF.js export cannot be run."
+    if _node_modules() is None:
+        return (
+            "node_modules/@tensorflow/tfjs is missing (run `npm ci` in the repository root), "
+            "so the TF.js export cannot be run."
+        )
+    return None
+
+
+def _node_modules() -> Path | None:
+    candidates = [Path(p) for p in os.environ.get("NODE_PATH", "").split(os.pathsep) if p]
+    candidates += [
+        Path.cwd() / "node_modules",
+        Path(__file__).resolve().parents[1] / "node_modules",
+    ]
+    for folder in candidates:
+        if (folder / "@tensorflow" / "tfjs" / "package.json").is_file():
+            return folder
+    return None
+
+
+def run_tfjs(tfjs_dir: str | os.PathLike, crops: np.ndarray) -> dict[str, Any]:
+    """Run a TF.js graph model on crops with real TF.js under node (run_tfjs.mjs).
+
+    Returns the script's JSON: probabilities, ms_per_crop, backend, tfjs_version, inputs, outputs.
+    Raises ModelError when TF.js is unavailable or fails on the model.
+    """
+    reason = tfjs_unavailable()
+    if reason:
+        raise ModelError(reason)
+    crops = _check_crops(crops)
+    dtype = "uint8" if crops.dtype == np.uint8 else "float32"
+    modules = _node_modules()
+    env = {**os.environ, "NODE_PATH": str(modules)}
+    with tempfile.TemporaryDirectory(prefix="facemask-tfjs-") as tmp:
+        raw = Path(tmp) / "crops.bin"
+        raw.write_bytes(np.ascontiguousarray(crops, dtype=dtype).tobytes())
+        args = {
+            "model": str(Path(tfjs_dir).resolve()),
+            "input": str(raw),
+            "dtype": dtype,
+            "shape": list(crops.shape),
+        }
+        try:
+            done = subprocess.run(
+                ["node", str(RUN_TFJS_SCRIPT), json.dumps(args)],
+                capture_output=True,
+                text=True,
+                timeout=TFJS_TIMEOUT_S,
+                env=env,
+                cwd=str(modules.parent),
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ModelError(f"TF.js took over {TFJS_TIMEOUT_S} s on {tfjs_dir}.") from exc
+    lines = done.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ModelError(f"TF.js could not run {tfjs_dir}: {tail[0]}") from None
+    if done.returncode != 0 or "error" in result:
+        raise ModelError(f"TF.js could not run {tfjs_dir}: {result.get('error', 'it failed')}.")
+    return result
+
+
+def verify_tfjs(
+    model: keras.Model,
+    tfjs_dir: str | os.PathLike,
+    crops: np.ndarray,
+    labels: Sequence[str],
+    max_crops: int = TFJS_VERIFY_MAX,
+) -> dict[str, Any]:
+    """Compare a TF.js graph model, run by real TF.js under node, with Keras on real crops.
+
+    Uses at most `max_crops` crops, evenly spaced (TF.js on node's CPU is slow). Returns the
+    same keys as verify_tflite (ms_per_crop from TF.js's pure-JS CPU backend), or
+    {"skipped": reason} when node or @tensorflow/tfjs is missing.
+    """
+    reason = tfjs_unavailable()
+    if reason:
+        return {"skipped": reason}
+    crops = _spread(_check_crops(crops), max_crops)
+    return _verify_tfjs(keras_probabilities(model, crops), tfjs_dir, crops, labels)
+
+
+def _spread(items: np.ndarray, count: int) -> np.ndarray:
+    """At most `count` items, evenly spaced over the array (crops are often sorted by class)."""
+    if len(items) <= count:
+        return items
+    return items[np.unique(np.linspace(0, len(items) - 1, count).round().astype(int))]
+
+
+def _verify_tfjs(
+    reference: np.ndarray, tfjs_dir: str | os.PathLike, crops: np.ndarray, labels: Sequence[str]
+) -> dict[str, Any]:
+    _check_labels(reference, labels)
+    out = run_tfjs(tfjs_dir, crops)
+    result = _compare(reference, np.asarray(out["probabilities"], dtype=np.float32), labels)
+    result.update(
+        ms_per_crop=round(float(out["ms_per_crop"]), 3),
+        runtime=f"TF.js {out['tfjs_version']} ({out['backend']} backend, node)",
+    )
+    return result
+
+
+# ---------------------------------------------------------------- a model directory
+
+
+def _file_sizes(root: Path, paths: Sequence[Path]) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(paths)}
+
+
+def choose_serving(exports: dict[str, Any]) -> dict[str, str]:
+    """card["serving"]: int8 TFLite if it agrees with Keras on >= 99% of the crops, else float."""
+    float_ = exports["tflite"]
+    int8 = exports["tflite_int8"]
+    measured = (
+        f"int8 picks the same label as Keras on {int8['agreement']:g}% of {int8['n']} face crops "
+        f"(max prob diff {int8['max_abs_diff']:.3f}; {int8['ms_per_crop']:.2f} ms per crop vs "
+        f"{float_['ms_per_crop']:.2f} ms for float)"
+    )
+    if int8["agreement"] >= INT8_MIN_AGREEMENT:
+        reason = f"{measured}, at least the {INT8_MIN_AGREEMENT:g}% required: serving int8."
+        return {"file": int8["file"], "runtime": "tflite", "reason": reason}
+    reason = f"{measured}, below the {INT8_MIN_AGREEMENT:g}% required: serving float."
+    return {"file": float_["file"], "runtime": "tflite", "reason": reason}
+
+
+def _export_tfjs_verified(
+    saved: Path,
+    root: Path,
+    folder: str,
+    quantize: bool,
+    card: dict[str, Any],
+    reference: np.ndarray,
+    crops: np.ndarray,
+) -> dict[str, Any]:
+    labels = list(card["labels"])
+    meta = {"facemask": {"labels": labels, "input_size": int(card["input_size"])}}
+    out_dir = _tfjs_from_saved_model(saved, root / folder, quantize, meta)
+    files = _file_sizes(root, [p for p in out_dir.rglob("*") if p.is_file()])
+    reason = tfjs_unavailable()
+    if reason:
+        check: dict[str, Any] = {"skipped": reason}
+    else:
+        few = _spread(np.arange(len(crops)), TFJS_VERIFY_MAX)
+        check = _verify_tfjs(reference[few], out_dir, crops[few], labels)
+    if not quantize and check.get("max_abs_diff", 0.0) > FLOAT_MAX_ABS_DIFF:
+        raise ModelError(
+            f"The float TF.js export differs from Keras by {check['max_abs_diff']:.2g} "
+            f"(over {FLOAT_MAX_ABS_DIFF:g}): the conversion is broken."
+        )
+    return {
+        "dir": folder, "files": files, "bytes": sum(files.values()),
+        "format": "tfjs_graph_model",
+        "quantization": "uint8 weights" if quantize else "none (float32)", **check,
+    }  # fmt: skip
+
+
+def export_all(model_dir: str | os.PathLike, crops: np.ndarray, *, tfjs: bool = True) -> dict:
+    """Export model_dir/model.keras to every format, verify each on real crops, update card.json.
+
+    Writes model.tflite, model_int8.tflite and (with tfjs) tfjs/ and tfjs_uint8/; the int8 file
+    is calibrated on `crops`. card.json gets "exports", "files" and "serving" (int8 only when it
+    agrees with Keras on >= 99% of the crops). Without tfjs, stale TF.js folders are removed.
+    Returns the exports dict.
+    """
+    root = Path(model_dir)
+    card = read_card(root)
+    labels = list(card["labels"])
+    crops = _check_crops(crops, int(card["input_size"]))
+    keras_path = root / KERAS_FILE
+    if not keras_path.is_file():
+        raise ModelError(f"{keras_path} is missing: there is no Keras model to export.")
+    try:
+        model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+    except Exception as exc:  # keras raises many types for a bad file
+        raise ModelError(f"{keras_path} could not be loaded as a Keras model: {exc}") from exc
+    reference = keras_probabilities(model, crops)
+    _check_labels(reference, labels)
+
+    exports: dict[str, Any] = {}
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="facemask-export-") as tmp:
+        saved = _saved_model(model, tmp)
+
+        path = _tflite_from_saved_model(saved, root / TFLITE_FILE, None, quantize=False)
+        check = _verify_tflite(reference, path, crops, labels)
+        if check["max_abs_diff"] > FLOAT_MAX_ABS_DIFF:
+            raise ModelError(
+                f"The float TFLite export differs from Keras by {check['max_abs_diff']:.2g} "
+                f"(over {FLOAT_MAX_ABS_DIFF:g}): the conversion is broken."
+            )
+        exports["tflite"] = {
+            "file": path.name, "bytes": path.stat().st_size,
+            "quantization": "none (float32)", "input": "float32", "output": "float32", **check,
+        }  # fmt: skip
+        written.append(path)
+
+        path = _tflite_from_saved_model(saved, root / TFLITE_INT8_FILE, crops, quantize=True)
+        calibrated = min(len(crops), REPRESENTATIVE_MAX)
+        exports["tflite_int8"] = {
+            "file": path.name, "bytes": path.stat().st_size,
+            "quantization": f"full integer int8, calibrated on {calibrated} of these face crops",
+            "input": "uint8", "output": "float32",
+            **_verify_tflite(reference, path, crops, labels),
+        }  # fmt: skip
+        written.append(path)
+
+        for key, folder, quantize in (
+            ("tfjs", TFJS_DIR, False),
+            ("tfjs_uint8", TFJS_UINT8_DIR, True),
+        ):
+            out_dir = root / folder
+            if not tfjs:
+                shutil.rmtree(out_dir, ignore_errors=True)
+                continue
+            exports[key] = _export_tfjs_verified(
+                saved, root, folder, quantize, card, reference, crops
+            )
+            written.extend(root / name for name in exports[key]["files"])
+
+    sizes = {
+        name: size
+        for name, size in card.get("files", {}).items()
+        if not name.startswith((f"{TFJS_DIR}/", f"{TFJS_UINT8_DIR}/"))
+    }
+    sizes.update(_file_sizes(root, [keras_path, *written]))
+    card["files"] = sizes
+    card["exports"] = exports
+    card["serving"] = choose_serving(exports)
+    write_json(root / "card.json", card)
+    return exports
