@@ -1,0 +1,95 @@
+"""Shared test fixtures: an isolated Keras cache, real face photos, and tiny real models.
+
+KERAS_HOME points at a temporary folder holding the ImageNet MobileNetV2 file from ../shared
+(when present), set before anything imports keras, so no test can reach the network for weights.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+DATA = TESTS / "data"
+SHARED = Path(os.environ.get("FACEMASK_SHARED", REPO.parent / "shared"))
+MNV2_WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+
+_keras_home = Path(tempfile.mkdtemp(prefix="facemask-keras-home-"))
+(_keras_home / "models").mkdir()
+if (SHARED / "weights" / MNV2_WEIGHTS).is_file():
+    os.symlink(SHARED / "weights" / MNV2_WEIGHTS, _keras_home / "models" / MNV2_WEIGHTS)
+os.environ["KERAS_HOME"] = str(_keras_home)
+os.environ.setdefault("FACEMASK_CACHE_DIR", tempfile.mkdtemp(prefix="facemask-cache-"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def has_imagenet_weights() -> bool:
+    return (_keras_home / "models" / MNV2_WEIGHTS).is_file()
+
+
+def require_shared(*parts: str) -> Path:
+    """A path inside ../shared, or skip (outside CI) when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing in CI")
+        pytest.skip(f"{path} is not available here")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mini_dataset() -> Path:
+    """48 real labelled photos (24 per class), a folder of class folders."""
+    return DATA / "mini-dataset"
+
+
+@pytest.fixture(scope="session")
+def face_images() -> list[Path]:
+    """Real face photos (see tests/data/faces/SOURCE.md)."""
+    faces = sorted(p for p in (DATA / "faces").glob("*") if p.suffix in (".jpg", ".png"))
+    assert faces, "tests/data/faces holds no photos"
+    return faces
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, mini_dataset: Path) -> Path:
+    """A real, finished run: MobileNetV2 at 96 px, trained for a few epochs on the mini dataset
+    (from ImageNet weights when ../shared has them, else from scratch), exported to TFLite.
+    Tests must not modify it: copy it first (see `model_copy`)."""
+    from facemask.runs import RunStore
+    from facemask.train import TrainConfig, train
+
+    store = RunStore(tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("models"))
+    config = TrainConfig(
+        data=str(mini_dataset),
+        input_size=96,
+        epochs_head=3,
+        epochs_fine=1,
+        fine_tune_layers=10,
+        batch_size=16,
+        weights="imagenet" if has_imagenet_weights() else "none",
+        export_tfjs=False,
+        name="tiny",
+        command="tests/conftest.py tiny_model_dir",
+    )
+    return train(config, store, run_id="tiny", log=lambda _: None)
+
+
+@pytest.fixture
+def model_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny model that a test may change."""
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "tiny"))
+
+
+@pytest.fixture(scope="session")
+def shipped_model_dir() -> Path:
+    """The default model committed under models/ (the app serves it)."""
+    path = REPO / "models" / "mobilenetv2"
+    if not (path / "card.json").is_file():
+        pytest.fail("models/mobilenetv2 is missing: the shipped default model must be committed")
+    return path

@@ -1,0 +1,60 @@
+"""The `facemask` command, run as users run it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from facemask.cli import build_parser
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "facemask", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "export", "video"])
+def test_every_command_has_useful_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: facemask " + command in out and "default" in out
+
+
+def test_predict_json_lines_follow_the_contract(tiny_model_dir, face_images, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    files = [str(p) for p in face_images[:2]]
+    result = run("predict", *files, str(bad), "--json", "--whole-image", "--model", str(tiny_model_dir))
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [obj["file"] for obj in lines] == [*files, str(bad)]
+    for obj in lines[:2]:
+        assert set(obj) == {"file", "width", "height", "faces", "image_label", "image_confidence"}
+        assert obj["image_label"] in ("with_mask", "without_mask")
+        for face in obj["faces"]:
+            assert set(face) == {"box", "label", "confidence", "detection_score"}
+            x1, y1, x2, y2 = face["box"]
+            assert 0 <= x1 < x2 <= obj["width"] and 0 <= y1 < y2 <= obj["height"]
+    assert sum(len(obj["faces"]) for obj in lines[:2]) >= 1
+    assert "not a readable image" in lines[2]["error"]
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_model_is_one_clear_line():
+    result = run("predict", "x.jpg", "--model", "../etc")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("facemask:") and "Traceback" not in result.stderr
+
+
+def test_evaluate_prints_metrics_and_writes_json(tiny_model_dir, mini_dataset, tmp_path):
+    out = tmp_path / "metrics.json"
+    result = run("evaluate", str(tiny_model_dir), "--data", str(mini_dataset), "--small-faces",
+                 "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "accuracy" in result.stdout and "confusion" in result.stdout
+    metrics = json.loads(out.read_text())
+    assert metrics["all"]["n"] == 48 and sum(map(sum, metrics["all"]["confusion"])) == 48
+    assert "accuracy_by_side_px" in metrics["small_faces"]

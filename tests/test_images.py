@@ -1,0 +1,57 @@
+"""Safe image decoding: real photos work, hostile or broken input gets one clear sentence."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facemask.errors import ImageError
+from facemask.images import encode_image, load_image
+
+
+def test_real_photo_decodes_to_rgb(face_images):
+    rgb = load_image(face_images[0])
+    assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", exif=exif)
+    assert load_image(buffer.getvalue()).shape[:2] == (40, 20)
+
+
+def test_transparent_png_is_flattened_on_white():
+    img = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    assert load_image(buffer.getvalue()).min() == 255
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty"),
+        (b"%PDF-1.4 not an image at all", "not a readable image"),
+        (encode_image(np.zeros((64, 64, 3), np.uint8), "JPEG")[:200], "not a readable image"),
+    ],
+)
+def test_bad_bytes_raise_one_sentence(data, words):
+    with pytest.raises(ImageError, match=words):
+        load_image(data, name="upload.jpg")
+
+
+def test_too_many_pixels_is_refused_before_decoding():
+    png = encode_image(np.zeros((200, 300, 3), np.uint8))
+    with pytest.raises(ImageError, match="200 pixels; the limit"):
+        load_image(png, name="big.png", max_pixels=300 * 199)
+
+
+def test_too_many_bytes_is_refused(tmp_path):
+    path = tmp_path / "x.png"
+    path.write_bytes(encode_image(np.zeros((50, 50, 3), np.uint8)))
+    with pytest.raises(ImageError, match="the limit is"):
+        load_image(path, max_bytes=10)

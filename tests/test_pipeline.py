@@ -1,0 +1,102 @@
+"""crop_faces, smoothing, annotation and the whole Pipeline on real photos and a real model."""
+
+import numpy as np
+import pytest
+
+from facemask.classify import MaskClassifier
+from facemask.detect import WEBCAM, FaceDetector
+from facemask.images import load_image
+from facemask.pipeline import (
+    Detection,
+    FaceTracker,
+    Pipeline,
+    annotate,
+    crop_faces,
+    label_color,
+    square_box,
+)
+
+LABELS = ("with_mask", "without_mask")
+
+
+def test_square_box_is_centred_and_padded():
+    x1, y1, x2, y2 = square_box((10, 20, 30, 60), margin=0.5)
+    assert x2 - x1 == y2 - y1 == 60
+    assert (x1 + x2) / 2 == 20 and (y1 + y2) / 2 == 40
+
+
+def test_crop_faces_pads_at_the_border_by_replication():
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[:, :50] = 200
+    crops = crop_faces(frame, [(0, 0, 40, 40), (60, 60, 100, 100)], size=32, margin=0.5)
+    assert crops.shape == (2, 32, 32, 3) and crops.dtype == np.uint8
+    assert crops[0, :, :8].min() == 200  # left of the image: the bright border repeated
+    assert crops[1].max() == 0
+
+
+def test_crop_faces_of_nothing_is_an_empty_batch():
+    assert crop_faces(np.zeros((10, 10, 3), np.uint8), [], size=16).shape == (0, 16, 16, 3)
+
+
+def _det(label: str, probs, box=(10, 10, 50, 50)) -> Detection:
+    return Detection(box, label, max(probs), 0.9, tuple(probs))
+
+
+def test_tracker_holds_a_label_against_one_contrary_frame():
+    tracker = FaceTracker()
+    for _ in range(5):
+        out = tracker.update([_det("with_mask", (0.9, 0.1))], LABELS)
+    flicker = tracker.update([_det("without_mask", (0.45, 0.55), box=(12, 11, 52, 51))], LABELS)
+    assert flicker[0].label == "with_mask" and flicker[0].track_id == out[0].track_id
+    for _ in range(4):
+        out = tracker.update([_det("without_mask", (0.1, 0.9))], LABELS)
+    assert out[0].label == "without_mask"
+
+
+def test_tracker_keeps_separate_faces_apart_and_forgets_lost_ones():
+    tracker = FaceTracker(max_missed=1)
+    a = _det("with_mask", (0.9, 0.1), box=(0, 0, 40, 40))
+    b = _det("without_mask", (0.2, 0.8), box=(200, 0, 240, 40))
+    first = tracker.update([a, b], LABELS)
+    assert len({d.track_id for d in first}) == 2
+    tracker.update([], LABELS)
+    tracker.update([], LABELS)
+    again = tracker.update([a], LABELS)
+    assert again[0].track_id not in {d.track_id for d in first}
+
+
+def test_annotate_draws_in_label_colours_without_touching_the_input():
+    frame = np.full((120, 160, 3), 127, np.uint8)
+    dets = [_det("with_mask", (0.9, 0.1), (20, 40, 70, 100)), _det("without_mask", (0.1, 0.9), (90, 40, 140, 100))]
+    out = annotate(frame, dets, overlay=["12.0 fps"])
+    assert frame.min() == frame.max() == 127
+    assert tuple(out[70, 20]) == label_color("with_mask")
+    assert tuple(out[70, 140]) == label_color("without_mask")
+    assert label_color("with_mask") != label_color("without_mask")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_model_dir) -> Pipeline:
+    return Pipeline(FaceDetector(WEBCAM), MaskClassifier(tiny_model_dir))
+
+
+def test_pipeline_finds_and_classifies_a_real_face(pipeline, face_images):
+    found = 0
+    for path in face_images:
+        rgb = load_image(path)
+        for det in pipeline.process(rgb):
+            found += 1
+            x1, y1, x2, y2 = det.box
+            assert 0 <= x1 < x2 <= rgb.shape[1] and 0 <= y1 < y2 <= rgb.shape[0]
+            assert det.label in LABELS and 0.5 <= det.confidence <= 1.0
+            assert abs(sum(det.probabilities) - 1) < 1e-3
+    assert found >= 1
+
+
+def test_pipeline_on_an_empty_frame_finds_nothing(pipeline):
+    assert pipeline.process(np.zeros((480, 640, 3), np.uint8)) == []
+
+
+def test_classify_whole_treats_the_image_as_one_face(pipeline, face_images):
+    det = pipeline.classify_whole(load_image(face_images[0]))
+    assert det.box[:2] == (0, 0) and det.label in LABELS

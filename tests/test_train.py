@@ -1,0 +1,96 @@
+"""Training end to end on real photos: the run contract, cancel and resume, clear errors."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import has_imagenet_weights
+from facemask.classify import MaskClassifier
+from facemask.errors import DatasetError, RunError, WeightsMissingError
+from facemask.models import build_classifier
+from facemask.runs import RunStore, read_events, read_history
+from facemask.train import TrainConfig, train
+
+
+def test_finished_run_follows_the_model_directory_contract(tiny_model_dir: Path):
+    for name in ("model.keras", "model.tflite", "model_int8.tflite", "card.json", "config.json",
+                 "history.csv", "metrics.json", "events.jsonl"):
+        assert (tiny_model_dir / name).is_file(), name
+    assert not (tiny_model_dir / "state.json").exists()
+    card = json.loads((tiny_model_dir / "card.json").read_text())
+    assert card["labels"] == ["with_mask", "without_mask"] and card["input_size"] == 96
+    assert card["architecture"] == "MobileNetV2" and card["parameters"]["total"] > 2_000_000
+    assert card["serving"]["file"] in ("model.tflite", "model_int8.tflite")
+    test = card["metrics"]["test"]
+    assert test["n"] == sum(map(sum, test["confusion"])) > 0
+    assert set(card["metrics"]["test_small_faces"]["accuracy_by_side_px"]) == {"24", "32", "48"}
+    history = read_history(tiny_model_dir)
+    assert [row["phase"] for row in history] == ["head"] * 3 + ["fine"]
+    assert all(row["images_per_s"] > 0 for row in history)
+    assert read_events(tiny_model_dir)[-1]["type"] == "done"
+    # the served model really classifies: TFLite and Keras runtimes agree on the test crops
+    assert MaskClassifier(tiny_model_dir).runtime == "tflite"
+
+
+@pytest.mark.skipif(not has_imagenet_weights(), reason="needs the ImageNet weights from ../shared")
+def test_imagenet_start_learns_the_mini_dataset(tiny_model_dir: Path):
+    card = json.loads((tiny_model_dir / "card.json").read_text())
+    assert card["metrics"]["val"]["accuracy"] + card["metrics"]["test"]["accuracy"] > 1.2
+
+
+def test_missing_class_stops_before_training(tmp_path, mini_dataset):
+    (tmp_path / "data" / "with_mask").mkdir(parents=True)
+    store = RunStore(tmp_path / "runs", tmp_path / "models")
+    config = TrainConfig(data=str(tmp_path / "data"), labels=["with_mask", "without_mask"])
+    with pytest.raises(DatasetError):
+        train(config, store, run_id="bad", log=lambda _: None)
+    assert store.finished() == []
+    assert read_events(store.partial_dir("bad"))[-1]["type"] == "error"
+
+
+def test_missing_imagenet_weights_name_the_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(WeightsMissingError, match="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+        build_classifier("vgg16", 64, 2, weights="imagenet")
+    model, _ = build_classifier("vgg16", 32, 3, weights="none")
+    assert model.output_shape == (None, 3)
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_cancelled_run_is_not_listed_and_resumes_to_completion(tmp_path, mini_dataset):
+    store = RunStore(tmp_path / "runs", tmp_path / "models")
+    args = ["--data", str(mini_dataset), "--input-size", "48", "--epochs-head", "30",
+            "--epochs-fine", "0", "--weights", "none", "--batch-size", "8", "--no-tfjs",
+            "--limit-per-class", "12", "--runs-dir", str(store.root)]
+    store.launch(args, "cancel-me")
+    with pytest.raises(RunError, match="one training at a time"):
+        store.launch(args, "second")
+    events = lambda: read_events(store.partial_dir("cancel-me"))  # noqa: E731
+    _wait_for(lambda: any(e["type"] == "epoch" for e in events()), 180, "a first epoch")
+    assert store.cancel("cancel-me")
+    _wait_for(lambda: store.active() is None, 60, "the training to stop")
+    assert events()[-1]["type"] == "cancelled"
+    assert store.finished() == [] and store.in_progress()[0].name == "cancel-me"
+    done_before = len(read_history(store.partial_dir("cancel-me")))
+    assert done_before >= 1
+
+    config = json.loads((store.partial_dir("cancel-me") / "config.json").read_text())
+    config["epochs_head"] = done_before + 1  # finish quickly: one more epoch
+    (store.partial_dir("cancel-me") / "config.json").write_text(json.dumps(config))
+    run_dir = train(TrainConfig(data=""), store, run_id="cancel-me", resume=True, log=lambda _: None)
+    assert run_dir == store.root / "cancel-me" and store.in_progress() == []
+    epochs = [int(row["epoch"]) for row in read_history(run_dir)]
+    assert epochs == list(range(1, done_before + 2))
+    assert os.path.isfile(run_dir / "model.tflite")
