@@ -23,6 +23,8 @@ MODEL_FILES: dict[str, str] = {
 }
 _EDGE_MARGIN = 0.02
 """A tile detection this close (fraction of the tile side) to an inner tile edge is cut: dropped."""
+_NESTED = 0.6
+"""Across passes, a box with this much of its area inside a better-scored box is a face part."""
 
 
 @dataclass(frozen=True)
@@ -249,13 +251,21 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _suppress(faces: list[Face], iou: float) -> list[Face]:
-    """Greedy NMS over faces from several windows: keep the best-scoring of each overlap group."""
+    """Greedy NMS over faces from several passes: the best score of each overlap group wins.
+
+    Besides IoU, a box mostly inside a better box goes too: zoomed-in tiles see face parts.
+    """
     if len(faces) < 2:
         return faces
     faces = sorted(faces, key=lambda f: f.score, reverse=True)
-    overlaps = box_iou(np.array([f.box for f in faces]), np.array([f.box for f in faces]))
+    boxes = np.array([f.box for f in faces], dtype=np.float64)
+    overlaps = box_iou(boxes, boxes)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    # intersection / smaller area, from IoU: inter = iou * union = iou * (a + b) / (1 + iou)
+    inter = overlaps * (areas[:, None] + areas[None, :]) / (1.0 + overlaps)
+    nested = inter / np.minimum(areas[:, None], areas[None, :])
     keep: list[int] = []
     for i in range(len(faces)):
-        if all(overlaps[i, k] <= iou for k in keep):
+        if all(overlaps[i, k] <= iou and nested[i, k] < _NESTED for k in keep):
             keep.append(i)
     return [faces[i] for i in keep]
