@@ -104,7 +104,10 @@ def _tflite_from_saved_model(
 def _tfjs_from_saved_model(
     saved_model: Path, out_dir: Path, quantize: bool, metadata: dict[str, Any] | None
 ) -> Path:
-    with contextlib.redirect_stdout(sys.stderr):  # TF-DF prints a banner on import
+    # tensorflowjs imports TF-DF, whose welcome banner would otherwise try IPython when
+    # stdout is not a terminal; stdout stays clean for the CLI's JSON.
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+    with contextlib.redirect_stdout(sys.stderr):
         from tensorflowjs.converters import tf_saved_model_conversion_v2 as tfjs_conversion
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +136,8 @@ def export_tflite(
 
     The int8 file takes uint8 pixels and returns float32 probabilities.
     """
+    if quantize and (representative is None or len(representative) == 0):
+        raise ValueError("int8 quantization needs representative face crops (N, S, S, 3).")
     with tempfile.TemporaryDirectory(prefix="facemask-export-") as tmp:
         saved = _saved_model(model, tmp)
         return _tflite_from_saved_model(saved, Path(out_path), representative, quantize)

@@ -1,0 +1,298 @@
+"""Exports (TFLite float/int8, TF.js float/uint8) checked against Keras on real face crops.
+
+TF.js results come from real TF.js 4.22 under node. Those tests skip only when
+node_modules/@tensorflow/tfjs is missing outside CI; in CI (CI=true) they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facemask.classify import MaskClassifier, read_card
+from facemask.export import (
+    INT8_MIN_AGREEMENT,
+    RUN_TFJS_SCRIPT,
+    TFJS_VERIFY_MAX,
+    export_all,
+    export_tfjs,
+    export_tflite,
+    keras_probabilities,
+    tfjs_unavailable,
+    verify_tfjs,
+    verify_tflite,
+)
+from facemask.images import load_image
+from facemask.pipeline import crop_faces
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = ["with_mask", "without_mask"]
+TINY_SIZE = 64
+
+
+def require_tfjs() -> None:
+    reason = tfjs_unavailable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"TF.js must run in CI: {reason}")
+        pytest.skip(reason)
+
+
+def face_crops(folder: Path, size: int) -> np.ndarray:
+    """Whole-photo square crops of the dataset's face photos, as the classifier sees them."""
+    photos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    assert photos, f"{folder} holds no photos"
+    crops = []
+    for path in photos:
+        rgb = load_image(path)
+        height, width = rgb.shape[:2]
+        crops.append(crop_faces(rgb, [(0, 0, width, height)], size, margin=0.0)[0])
+    return np.stack(crops)
+
+
+@pytest.fixture(scope="module")
+def crops64(mini_dataset: Path) -> np.ndarray:
+    return face_crops(mini_dataset, TINY_SIZE)
+
+
+@pytest.fixture(scope="module")
+def random_model(crops64: np.ndarray):
+    """MobileNetV2 at 64 px, random but deterministic weights. BatchNorm statistics are set
+    from the crops (else random weights collapse every output to 0.5), so outputs vary."""
+    import keras
+
+    from facemask.models import build_classifier
+
+    keras.utils.set_random_seed(7)
+    model, base = build_classifier("mobilenetv2", TINY_SIZE, len(LABELS), weights="none")
+    base.trainable = True
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    model(crops64.astype(np.float32), training=True)
+    base.trainable = False
+    probs = keras_probabilities(model, crops64)
+    assert probs[:, 0].std() > 0.01, "the test model must not answer the same for every crop"
+    return model
+
+
+@pytest.fixture(scope="module")
+def random_tfjs(random_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_tfjs(random_model, tmp_path_factory.mktemp("tfjs") / "tfjs")
+
+
+# ------------------------------------------------------------------ one model folder, every export
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir: Path, mini_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the trained tiny model, exported to every format on its own face crops;
+    tempfile's folder is a private one, to see what the export leaves behind."""
+    require_tfjs()
+    model_dir = Path(shutil.copytree(tiny_model_dir, tmp_path_factory.mktemp("m") / "tiny"))
+    before = {p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()}
+    size = read_card(model_dir)["input_size"]
+    crops = face_crops(mini_dataset, size)
+    scratch = tmp_path_factory.mktemp("tempdir")
+    saved_tempdir = tempfile.tempdir
+    tempfile.tempdir = str(scratch)
+    try:
+        exports = export_all(model_dir, crops, tfjs=True)
+    finally:
+        tempfile.tempdir = saved_tempdir
+    return model_dir, crops, exports, scratch, before
+
+
+def test_export_all_writes_every_variant_and_nothing_else(exported) -> None:
+    model_dir, _, exports, scratch, before = exported
+    assert set(exports) == {"tflite", "tflite_int8", "tfjs", "tfjs_uint8"}
+    assert {"card.json", "model.keras", "model.tflite", "model_int8.tflite"} <= before
+    tfjs_files = set(exports["tfjs"]["files"]) | set(exports["tfjs_uint8"]["files"])
+    assert {"tfjs/model.json", "tfjs_uint8/model.json"} <= tfjs_files
+    after = {p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()}
+    assert after == before | tfjs_files
+    assert {p.name for p in model_dir.iterdir() if p.is_dir()} == {"tfjs", "tfjs_uint8"}
+    # Temp work (SavedModel, staging, crop files) is gone; TF's own autograph files go at exit.
+    leftovers = [p.name for p in scratch.iterdir() if not p.name.startswith("__autograph")]
+    assert leftovers == []
+
+
+def test_card_gets_exports_files_and_serving(exported) -> None:
+    model_dir, crops, exports, *_ = exported
+    card = read_card(model_dir)
+    assert card["exports"] == exports
+    for name, size in card["files"].items():
+        assert (model_dir / name).stat().st_size == size, name
+    for variant in exports.values():
+        for name in variant.get("files", {variant.get("file")}):
+            assert name in card["files"]
+    assert exports["tflite"]["n"] == len(crops)
+    assert exports["tfjs"]["n"] == min(len(crops), TFJS_VERIFY_MAX)
+    assert exports["tflite_int8"]["bytes"] < exports["tflite"]["bytes"] / 2
+    assert exports["tfjs_uint8"]["bytes"] < exports["tfjs"]["bytes"] / 2
+    assert json.loads((model_dir / "tfjs" / "model.json").read_text())["userDefinedMetadata"] == {
+        "facemask": {"labels": card["labels"], "input_size": card["input_size"]}
+    }
+
+
+def test_float_exports_match_keras(exported) -> None:
+    _, _, exports, *_ = exported
+    for key in ("tflite", "tfjs"):
+        check = exports[key]
+        assert check["agreement"] == 100.0, key
+        assert check["max_abs_diff"] < 1e-4, key
+        assert check["keras_predicted"] == check["predicted"], key
+    assert exports["tfjs"]["runtime"].startswith("TF.js 4.22.0")
+
+
+def test_quantized_exports_are_measured(exported) -> None:
+    _, crops, exports, *_ = exported
+    for key in ("tflite_int8", "tfjs_uint8"):
+        check = exports[key]
+        assert 0.0 <= check["agreement"] <= 100.0
+        assert check["disagreements"] == round(check["n"] * (100 - check["agreement"]) / 100)
+        assert 0.0 < check["max_abs_diff"] < 1.0  # quantized: not bit-exact, not garbage
+        assert sum(check["predicted"].values()) == check["n"]
+    assert exports["tflite_int8"]["input"] == "uint8"
+
+
+def test_serving_choice_follows_the_int8_rule(exported) -> None:
+    model_dir, crops, exports, *_ = exported
+    serving = read_card(model_dir)["serving"]
+    int8_ok = exports["tflite_int8"]["agreement"] >= INT8_MIN_AGREEMENT
+    assert serving["file"] == ("model_int8.tflite" if int8_ok else "model.tflite")
+    assert serving["runtime"] == "tflite"
+    assert f"{exports['tflite_int8']['agreement']:g}%" in serving["reason"]
+    # The app's classifier serves that file, and the reported agreement is the real one.
+    import keras
+
+    classifier = MaskClassifier(model_dir)
+    assert classifier.served_file == serving["file"]
+    served = exports["tflite_int8" if int8_ok else "tflite"]
+    probs = classifier.predict(crops)
+    model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
+    reference = keras_probabilities(model, crops)
+    agreement = float(np.mean(probs.argmax(1) == reference.argmax(1))) * 100
+    assert served["n"] == len(crops)
+    assert round(agreement, 3) == served["agreement"]
+    assert np.abs(probs - reference).max() == pytest.approx(served["max_abs_diff"], abs=1e-6)
+
+
+def test_export_without_tfjs_leaves_no_tfjs(tiny_model_dir: Path) -> None:
+    """The fixture's run was exported with tfjs=False: TFLite only, nothing stale."""
+    card = read_card(tiny_model_dir)
+    assert set(card["exports"]) == {"tflite", "tflite_int8"}
+    assert not (tiny_model_dir / "tfjs").exists()
+    assert not (tiny_model_dir / "tfjs_uint8").exists()
+    assert card["serving"]["file"] in ("model.tflite", "model_int8.tflite")
+
+
+# ------------------------------------------------------------------ the single-format functions
+
+
+def test_int8_tflite_takes_raw_uint8_pixels(random_model, crops64, tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = export_tflite(random_model, tmp_path / "m.tflite", crops64, quantize=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
+    detail = Interpreter(model_path=str(path)).get_input_details()[0]
+    assert detail["dtype"] == np.uint8
+    assert detail["quantization"] == (1.0, 0)  # calibrated on real photos spanning 0-255
+    check = verify_tflite(random_model, path, crops64, LABELS)
+    assert check["n"] == len(crops64)
+    assert check["max_abs_diff"] < 0.5
+    assert check["ms_per_crop"] > 0
+
+
+def test_int8_needs_representative_crops(random_model, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="representative"):
+        export_tflite(random_model, tmp_path / "m.tflite", None, quantize=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_tflite_rejects_wrong_labels(random_model, crops64, tmp_path: Path) -> None:
+    from facemask.errors import ModelError
+
+    path = export_tflite(random_model, tmp_path / "m.tflite")
+    with pytest.raises(ModelError, match="2 outputs but 3 labels"):
+        verify_tflite(random_model, path, crops64[:2], [*LABELS, "mask_weared_incorrect"])
+
+
+def test_verify_tfjs_skips_without_node(random_model, crops64, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `node` on PATH
+    result = verify_tfjs(random_model, tmp_path, crops64, LABELS)
+    assert result == {"skipped": "node is not installed, so the TF.js export cannot be run."}
+
+
+def test_verify_tfjs_runs_real_tfjs(random_model, random_tfjs, crops64) -> None:
+    require_tfjs()
+    check = verify_tfjs(random_model, random_tfjs, crops64, LABELS, max_crops=12)
+    assert check["n"] == 12
+    assert check["agreement"] == 100.0
+    assert check["max_abs_diff"] < 1e-4
+
+
+# ------------------------------------------------------------------ the node script itself
+
+
+def run_script(args: dict) -> tuple[int, dict]:
+    done = subprocess.run(
+        ["node", str(RUN_TFJS_SCRIPT), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    return done.returncode, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_node_script_runs_a_known_model(random_model, random_tfjs, crops64, tmp_path) -> None:
+    require_tfjs()
+    few = crops64[::8]
+    raw = tmp_path / "crops.f32"
+    raw.write_bytes(few.astype(np.float32).tobytes())
+    code, out = run_script(
+        {"model": str(random_tfjs), "input": str(raw), "dtype": "float32",
+         "shape": list(few.shape), "batch": 4}
+    )  # fmt: skip
+    assert code == 0, out
+    assert out["backend"] == "cpu" and out["tfjs_version"] == "4.22.0"
+    assert out["inputs"][0]["shape"] == [-1, TINY_SIZE, TINY_SIZE, 3]
+    probs = np.asarray(out["probabilities"], dtype=np.float32)
+    np.testing.assert_allclose(probs, keras_probabilities(random_model, few), atol=1e-4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_node_script_refuses_shards_outside_the_model(random_tfjs, crops64, tmp_path) -> None:
+    require_tfjs()
+    model = Path(shutil.copytree(random_tfjs, tmp_path / "evil"))
+    spec = json.loads((model / "model.json").read_text())
+    spec["weightsManifest"][0]["paths"][0] = "../../secret.bin"
+    (model / "model.json").write_text(json.dumps(spec))
+    raw = tmp_path / "crops.u8"
+    raw.write_bytes(crops64[:1].tobytes())
+    code, out = run_script(
+        {"model": str(model), "input": str(raw), "dtype": "uint8", "shape": [1, 64, 64, 3]}
+    )
+    assert code == 1
+    assert "outside the model folder" in out["error"]
+
+
+def test_node_script_checks_the_input_size(random_tfjs, crops64, tmp_path) -> None:
+    require_tfjs()
+    raw = tmp_path / "crops.u8"
+    raw.write_bytes(crops64[:1].tobytes())
+    code, out = run_script(
+        {"model": str(random_tfjs), "input": str(raw), "dtype": "uint8", "shape": [2, 64, 64, 3]}
+    )
+    assert code == 1
+    assert "shape 2,64,64,3 needs 24576" in out["error"]
