@@ -33,7 +33,10 @@ from facemask.runs import CONFIG_FILE, RunStore, read_json
 
 BACKBONES = {"mobilenetv2": "MobileNetV2", "vgg16": "VGG-16"}
 INPUT_SIZES = [96, 128, 160, 192, 224]
+PHASES = {"head": "Training the new head (base frozen)", "fine": "Fine-tuning the top of the base"}
 REFRESH_S = 2.0
+TFJS_FOLDERS = [("tfjs", "TF.js (zip)"), ("tfjs_uint8", "TF.js, uint8 weights (zip)")]
+"""TF.js graph models in a model folder (facemask.export writes them)."""
 _WATCH_KEY = "training_watch"
 
 
@@ -206,13 +209,15 @@ def show_status(status: dict[str, Any]) -> None:
     """Stage, phase, epoch x/y, batch x/y, ETA and the latest metrics of one run."""
     last = status.get("last", {})
     stage = status.get("stage", {})
-    if stage:
+    batch, epoch = status.get("batch"), status.get("epoch")
+    fitting = last.get("type") in ("batch", "epoch", "epoch_begin")
+    if fitting:
+        st.markdown(f"**Stage:** {PHASES.get(last.get('phase'), 'Training')}")
+    elif stage:
         st.markdown(f"**Stage:** {stage.get('message', stage.get('stage', ''))}")
     if last.get("type") == "progress" and last.get("total"):
         done, total = int(last["done"]), int(last["total"])
         st.progress(min(done / total, 1.0), text=f"{last.get('stage', '')}: {done} of {total}")
-    batch, epoch = status.get("batch"), status.get("epoch")
-    fitting = last.get("type") in ("batch", "epoch", "epoch_begin")
     if batch and fitting:
         st.progress(
             min(batch["batch"] / max(batch["batches"], 1), 1.0),
@@ -361,7 +366,7 @@ def _zip_folder(folder: str, mtime: float) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(Path(folder).rglob("*")):
             if path.is_file():
-                archive.write(path, Path("tfjs") / path.relative_to(folder))
+                archive.write(path, Path(Path(folder).name) / path.relative_to(folder))
     return buffer.getvalue()
 
 
@@ -381,8 +386,7 @@ def export_section(store: RunStore) -> None:
         (TFLITE_INT8_FILE, "TFLite (int8, smaller and faster)", "application/octet-stream"),
         ("card.json", "Model card (JSON)", "application/json"),
     ]
-    columns = st.columns(4)
-    for column, (filename, title, mime) in zip(columns, files, strict=False):
+    for column, (filename, title, mime) in zip(st.columns(3), files, strict=True):
         file = path / filename
         if file.is_file():
             column.download_button(
@@ -395,20 +399,21 @@ def export_section(store: RunStore) -> None:
             )
         else:
             column.caption(f"{title}: not exported for this model.")
-    tfjs = path / "tfjs"
-    if (tfjs / "model.json").is_file():
-        mtime = max(p.stat().st_mtime for p in tfjs.rglob("*"))
-        archive = _zip_folder(str(tfjs), mtime)
-        columns[3].download_button(
-            f"TF.js (zip) · {_size(len(archive))}",
-            archive,
-            file_name=f"{name}_tfjs.zip",
-            mime="application/zip",
-            key=f"export_{name}_tfjs",
-            on_click="ignore",
-        )
-    else:
-        columns[3].caption("TF.js: not exported for this model.")
+    for column, (folder, title) in zip(st.columns(2), TFJS_FOLDERS, strict=True):
+        tfjs = path / folder
+        if (tfjs / "model.json").is_file():
+            mtime = max(p.stat().st_mtime for p in tfjs.rglob("*"))
+            archive = _zip_folder(str(tfjs), mtime)
+            column.download_button(
+                f"{title} · {_size(len(archive))}",
+                archive,
+                file_name=f"{name}_{folder}.zip",
+                mime="application/zip",
+                key=f"export_{name}_{folder}",
+                on_click="ignore",
+            )
+        else:
+            column.caption(f"{title}: not exported for this model.")
 
 
 def main() -> None:

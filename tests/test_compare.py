@@ -1,0 +1,135 @@
+"""facemask.compare: comparison rows from real model cards, curves from a real history."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from facemask.compare import (
+    COLUMNS,
+    comparison_rows,
+    confusion,
+    confusion_figure,
+    curves,
+    curves_figure,
+    latency_per_face_ms,
+    macro_f1,
+)
+from facemask.runs import read_history
+
+VGG_CARD = {
+    "name": "vgg-run",
+    "architecture": "VGG-16",
+    "backbone": "vgg16",
+    "labels": ["with_mask", "without_mask"],
+    "input_size": 128,
+    "weights": "none",
+    "parameters": {"total": 14_780_610, "trainable_at_end": 65_794},
+    "files": {"model.tflite": 59_000_000, "model.keras": 177_000_000},
+    "serving": {"file": "model.tflite", "runtime": "tflite"},
+    "metrics": {
+        "test": {
+            "accuracy": 0.9,
+            "per_class": {
+                "with_mask": {"precision": 0.95, "recall": 0.85, "f1": 0.8, "support": 20},
+                "without_mask": {"precision": 0.86, "recall": 0.95, "f1": 0.9, "support": 20},
+            },
+            "confusion": [[17, 3], [1, 19]],
+        },
+        "test_small_faces": {"accuracy": 0.7},
+    },
+    "latency_ms": {"model.tflite": {"median": 310.0, "p90": 330.0}},
+    "training": {"wall_time_s": 5400.0},
+}
+
+
+def write_model(folder: Path, card: dict) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "card.json").write_text(json.dumps(card))
+    return folder
+
+
+def test_rows_come_from_each_card(tiny_model_dir: Path, tmp_path: Path) -> None:
+    vgg = write_model(tmp_path / "vgg-run", VGG_CARD)
+    (tmp_path / "not-a-model").mkdir()
+    rows = comparison_rows([tiny_model_dir, vgg, tmp_path / "not-a-model"])
+
+    assert [r["name"] for r in rows] == ["tiny", "vgg-run"]
+    assert all(set(COLUMNS) <= set(r) for r in rows)
+    tiny_card = json.loads((tiny_model_dir / "card.json").read_text())
+    tiny = rows[0]
+    assert tiny["architecture"] == "MobileNetV2"
+    assert tiny["input_size"] == 96
+    assert tiny["accuracy"] == pytest.approx(tiny_card["metrics"]["test"]["accuracy"])
+    assert tiny["parameters"] == tiny_card["parameters"]["total"]
+    served = tiny_model_dir / tiny_card["serving"]["file"]
+    assert tiny["size_mb"] == pytest.approx(served.stat().st_size / 1e6)
+    assert tiny["training_s"] == pytest.approx(tiny_card["training"]["wall_time_s"])
+
+    vgg_row = rows[1]
+    assert vgg_row["architecture"] == "VGG-16"
+    assert vgg_row["macro_f1"] == pytest.approx(0.85)
+    assert vgg_row["small_face_accuracy"] == pytest.approx(0.7)
+    assert vgg_row["size_mb"] == pytest.approx(59.0)
+    assert vgg_row["latency_ms"] == pytest.approx(310.0)
+    assert vgg_row["parameters"] == 14_780_610
+
+
+def test_missing_numbers_stay_missing(tmp_path: Path) -> None:
+    card = {"labels": ["a", "b"], "input_size": 64, "metrics": {"test": {"accuracy": "n/a"}}}
+    row = comparison_rows([write_model(tmp_path / "bare", card)])[0]
+    assert row["name"] == "bare"
+    assert row["accuracy"] is None and row["macro_f1"] is None and row["latency_ms"] is None
+    assert row["size_mb"] is None  # no file on disk and none in the card
+
+
+@pytest.mark.parametrize(
+    ("latency", "expected"),
+    [
+        (4.5, 4.5),
+        ({"per_face": 2.0, "batch_8": 9.0}, 2.0),
+        ({"model_int8.tflite": 1.5, "model.tflite": 3.0}, 1.5),
+        ({"tflite": {"median": 2.5}}, 2.5),
+        ({"something_else": 1.0}, None),
+        (None, None),
+    ],
+)
+def test_latency_per_face(latency, expected) -> None:
+    card = {"serving": {"file": "model_int8.tflite"}, "latency_ms": latency}
+    assert latency_per_face_ms(card) == expected
+
+
+def test_macro_f1_is_the_unweighted_mean() -> None:
+    assert macro_f1(VGG_CARD["metrics"]["test"]) == pytest.approx(0.85)
+    assert macro_f1({}) is None
+
+
+def test_curves_follow_the_history(tiny_model_dir: Path, tmp_path: Path) -> None:
+    history = read_history(tiny_model_dir)
+    series = curves(tiny_model_dir)
+    assert len(series["epoch"]) == len(history) >= 2
+    assert series["epoch"] == sorted(series["epoch"])
+    assert {"head", "fine"} <= set(series["phase"])
+    assert series["loss"] == pytest.approx([row["loss"] for row in history])
+    assert series["val_accuracy"] == pytest.approx([row["val_accuracy"] for row in history])
+    assert curves(tmp_path) == {}
+
+    other = Path(shutil.copytree(tiny_model_dir, tmp_path / "other"))
+    figure = curves_figure({"tiny": series, "other": curves(other)}, "loss")
+    names = [trace.name for trace in figure.data]
+    assert names == ["tiny · train", "tiny · val", "other · train", "other · val"]
+    assert list(figure.data[1].y) == pytest.approx(series["val_loss"])
+
+
+def test_confusion_matrix_of_a_card(tiny_model_dir: Path) -> None:
+    card = json.loads((tiny_model_dir / "card.json").read_text())
+    labels, matrix = confusion(card)
+    assert labels == card["labels"]
+    support = sum(c["support"] for c in card["metrics"]["test"]["per_class"].values())
+    assert sum(map(sum, matrix)) == support
+    figure = confusion_figure(labels, matrix, "tiny")
+    assert [list(row) for row in figure.data[0].z] == matrix
+    assert confusion({"labels": ["a", "b"], "metrics": {}}) == ([], [])
