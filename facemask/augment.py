@@ -70,9 +70,8 @@ def _low_resolution(images: tf.Tensor, size: int) -> tf.Tensor:
 def _blur(images: tf.Tensor) -> tf.Tensor:
     # box blur, once or twice (a depthwise Gaussian was 30x slower on CPU)
     blurred = tf.nn.avg_pool2d(images, 3, 1, "SAME")
-    blurred = tf.cond(
-        tf.random.uniform(()) < 0.5, lambda: tf.nn.avg_pool2d(blurred, 3, 1, "SAME"), lambda: blurred
-    )
+    twice = tf.random.uniform(()) < 0.5
+    blurred = tf.cond(twice, lambda: tf.nn.avg_pool2d(blurred, 3, 1, "SAME"), lambda: blurred)
     return tf.where(_chosen(images, BLUR_P), blurred, images)
 
 
