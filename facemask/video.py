@@ -67,12 +67,18 @@ def _open(src: Path):
         container = av.open(str(src), mode="r")
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise VideoError(
-            f"{src.name} is not a readable video (MP4, MOV, AVI or WebM): {exc}."
+            f"{src.name} is not a readable video (MP4, MOV, AVI or WebM): {_reason(exc)}."
         ) from exc
     if not container.streams.video:
         container.close()
         raise VideoError(f"{src.name} has no video stream.")
     return container
+
+
+def _reason(exc: Exception) -> str:
+    """FFmpeg's own words for an error, without the file path it appends."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text[:1].lower() + text[1:].rstrip(".")
 
 
 def _output_size(width: int, height: int) -> tuple[int, int]:
@@ -181,13 +187,13 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
                     progress(frames, max(total, frames))
         except (av.error.FFmpegError, ValueError) as exc:
             if frames == 0:
-                raise VideoError(f"The video could not be decoded: {exc}.") from exc
+                raise VideoError(f"The video could not be decoded: {_reason(exc)}.") from exc
             notes.append(f"The video is damaged after frame {frames}; the rest was skipped.")
         if out_stream is not None:
             for packet in out_stream.encode(None):
                 out.mux(packet)
     except av.error.FFmpegError as exc:
-        raise VideoError(f"The annotated video could not be written: {exc}.") from exc
+        raise VideoError(f"The annotated video could not be written: {_reason(exc)}.") from exc
     finally:
         out.close()
     faces = Counter(votes.most_common(1)[0][0] for votes in track_votes.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,12 @@ def video_section(model: str, s: ui.Settings) -> None:
     )
 
 
+def _safe_file_name(name: str) -> str:
+    """The upload's own name (messages quote it) made safe to use inside a temp folder."""
+    cleaned = re.sub(r"[^A-Za-z0-9._ -]", "_", Path(name).name).strip(" .")
+    return cleaned[-100:] or "video"
+
+
 def _annotate(video, model: str, s: ui.Settings, detector: str) -> dict[str, Any] | None:
     """Run annotate_video on the upload with a progress bar; the mp4 bytes and a summary."""
     if video.size > MAX_VIDEO_BYTES:
@@ -199,7 +206,7 @@ def _annotate(video, model: str, s: ui.Settings, detector: str) -> dict[str, Any
     try:
         pipeline = ui.get_pipeline(model, detector, s.min_score, s.min_face)
         with tempfile.TemporaryDirectory(prefix="facemask-video-") as tmp:
-            src = Path(tmp) / f"input{Path(video.name).suffix.lower()}"
+            src = Path(tmp) / _safe_file_name(video.name)
             src.write_bytes(video.getvalue())
             summary = annotate_video(src, Path(tmp) / "annotated.mp4", pipeline, progress)
             mp4 = summary.output.read_bytes()

@@ -1,0 +1,169 @@
+"""The Upload page through the real app (app.py navigation and sidebar), driven by AppTest."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from facemask.images import encode_image, load_image
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+PAGE = "pages/upload.py"
+TIMEOUT = 120
+
+
+@pytest.fixture
+def navigation_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make AppTest route pages through app.py's st.navigation, as a real server does.
+
+    AppTest re-detects the legacy `pages/` directory on every run and would then execute a page
+    file on its own, without app.py (no sidebar); `streamlit run` decides once, from app.py.
+    """
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def app(navigation_v2, tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> AppTest:
+    """The upload page serving the tiny real model (a finished run) and nothing else."""
+    monkeypatch.setenv("FACEMASK_RUNS_DIR", str(tiny_model_dir.parent))
+    monkeypatch.setenv("FACEMASK_MODELS_DIR", str(tmp_path / "no-shipped-models"))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    return at
+
+
+def face_photo(face_images: list[Path], name: str) -> bytes:
+    return next(p for p in face_images if p.name == name).read_bytes()
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_photos_give_annotated_faces_and_downloads(app: AppTest, face_images) -> None:
+    assert app.sidebar.selectbox(key="sidebar_model").value == "tiny"
+    uploader = app.file_uploader(key="upload_images")
+    uploader.upload("astronaut.jpg", face_photo(face_images, "astronaut.jpg"), "image/jpeg")
+    uploader.upload(
+        "without_mask_00597.jpg", face_photo(face_images, "without_mask_00597.jpg"), "image/jpeg"
+    )
+    app.run()
+    no_exception(app)
+
+    assert not app.error
+    assert [s.value for s in app.subheader] == ["astronaut.jpg", "without_mask_00597.jpg"]
+    assert len(app.dataframe) == 2
+    labels = {"Mask", "No mask"}
+    for table in app.dataframe:
+        rows = table.value.to_dict("records")
+        assert len(rows) == 1
+        x1, y1, x2, y2 = map(int, rows[0]["box (x1, y1, x2, y2)"].split(", "))
+        assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
+        assert rows[0]["label"] in labels
+        assert 0.5 <= rows[0]["confidence"] <= 1.0
+        assert 0.5 <= rows[0]["detection score"] <= 1.0
+    assert len(app.get("image")) == 2
+    downloads = [b.label for b in app.get("download_button")]
+    assert downloads.count("Annotated image (PNG)") == 2
+    assert "Results (CSV)" in downloads and "Results (JSON Lines)" in downloads
+    assert "2 face(s) in 2 image(s)" in app.markdown.values[-1]
+
+
+def test_bad_files_get_one_sentence_each(app: AppTest, face_images, tmp_path: Path) -> None:
+    real = face_photo(face_images, "without_mask_00599.jpg")
+    huge = io.BytesIO()
+    Image.new("L", (8000, 6000)).save(huge, format="PNG")  # 48 megapixels, a few KB
+    uploader = app.file_uploader(key="upload_images")
+    uploader.upload("notes.jpg", b"this is not an image", "image/jpeg")
+    uploader.upload("cut.jpg", real[: len(real) // 2], "image/jpeg")
+    uploader.upload("bomb.png", huge.getvalue(), "image/png")
+    uploader.upload("without_mask_00599.jpg", real, "image/jpeg")
+    app.run()
+    no_exception(app)
+
+    errors = app.error.values
+    assert len(errors) == 3
+    assert errors[0].startswith("notes.jpg is not a readable image")
+    assert errors[1].startswith("cut.jpg ")
+    assert errors[2].startswith("bomb.png is 8000x6000 pixels")
+    assert all("Traceback" not in e and "\n" not in e for e in errors)
+    assert len(app.dataframe) == 1  # the good photo is still processed
+    assert [b.label for b in app.get("download_button")].count("Annotated image (PNG)") == 1
+
+
+def test_no_face_offers_whole_image_classification(app: AppTest, face_images) -> None:
+    texture = np.random.default_rng(0).integers(90, 160, size=(120, 160, 3), dtype=np.uint8)
+    app.file_uploader(key="upload_images").upload("wall.png", encode_image(texture), "image/png")
+    app.run()
+    no_exception(app)
+    assert "No face was found" in app.info.values[0]
+    assert not app.dataframe and not app.success
+    toggle = app.toggle[0]
+    assert toggle.label == "Classify the whole image as one face" and toggle.value is False
+
+    toggle.set_value(True).run()
+    no_exception(app)
+    assert len(app.success) == 1
+    text = app.success.values[0]
+    assert text.startswith("Whole image: **Mask**") or text.startswith("Whole image: **No mask**")
+
+
+def test_video_is_annotated_with_progress(app: AppTest, face_images, tmp_path: Path) -> None:
+    face = load_image(next(p for p in face_images if p.name == "astronaut.jpg"))
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        frame = np.ascontiguousarray(face[::2, ::2])
+        for _ in range(6):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    app.file_uploader(key="upload_video").upload("clip.mp4", clip.read_bytes(), "video/mp4")
+    app.run()
+    no_exception(app)
+    assert not app.get("video")
+    app.button(key="annotate_video").click().run()
+    no_exception(app)
+
+    assert not app.error
+    assert app.success.values[-1].startswith("6 frames (0.8 s at 8 fps), 256 x 256 px; faces: 1 ")
+    assert len(app.get("video")) == 1
+    assert "Annotated video (MP4)" in [b.label for b in app.get("download_button")]
+
+    app.file_uploader(key="upload_video").set_value(("broken.mp4", b"\x00" * 4096, "video/mp4"))
+    app.run()
+    app.button(key="annotate_video").click().run()
+    no_exception(app)
+    assert app.error.values == [
+        "broken.mp4 is not a readable video (MP4, MOV, AVI or WebM): "
+        "invalid data found when processing input."
+    ]
+    assert not app.get("video")
+
+
+def test_without_any_model_the_app_says_what_to_do(navigation_v2, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FACEMASK_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FACEMASK_MODELS_DIR", str(tmp_path / "models"))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    no_exception(at)
+    assert at.sidebar.error.values == ["No model is available yet."]
+    assert "train one on the **Training** page" in at.sidebar.markdown.values[0]
+    assert at.info.values[0].startswith("No model is available yet")
+    assert not at.file_uploader
