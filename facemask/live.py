@@ -1,0 +1,347 @@
+"""Live webcam frames: detect, classify, smooth and annotate, without ever holding the video up.
+
+`LiveProcessor.process` is streamlit-webrtc's `video_frame_callback` for one browser session.
+With `async_processing=True` the library runs it on a worker thread and, while it is busy,
+collects the frames that arrive; on the next call it hands over only the newest one and drops
+the rest (streamlit_webrtc.process.AsyncMediaProcessTrack + CallbackAttachableProcessor), and it
+keeps sending the last output frame meanwhile. So latency cannot grow there. The processor
+adds its own guard for any other caller: a frame that arrives while another is being processed
+is not queued; it is answered at once with the last annotated picture.
+
+`rtc_configuration()` reads the ICE servers (STUN/TURN) from the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import av
+import numpy as np
+
+from facemask.errors import FacemaskError
+from facemask.pipeline import (
+    LABEL_TEXT,
+    Detection,
+    FaceTracker,
+    FrameTimer,
+    Pipeline,
+    annotate,
+    label_color,
+)
+
+log = logging.getLogger(__name__)
+
+HISTORY_SIZE = 1800
+"""Frame records kept per session for the chart: a minute at 30 fps."""
+
+ICE_SERVERS_ENV = "FACEMASK_ICE_SERVERS"
+"""JSON list of RTCIceServer objects, e.g. [{"urls": "turn:host:3478", "username": ..., ...}]."""
+ICE_SERVERS_FILE_ENV = "FACEMASK_ICE_SERVERS_FILE"
+"""Path of a JSON file holding that list (or {"iceServers": [...]}); for secrets kept on disk."""
+STATUS_FILE_ENV = "FACEMASK_TEST_STATUS_FILE"
+"""When set, every session writes its frame counters there as JSON (the browser test reads it)."""
+
+_ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+class FrameRecord(NamedTuple):
+    """What one processed frame showed: the chart's data point."""
+
+    time: float  # wall clock, seconds since the epoch
+    counts: tuple[tuple[str, int], ...]  # (label, faces with that label), in the model's order
+    latency_ms: float
+
+    @property
+    def faces(self) -> int:
+        return sum(n for _, n in self.counts)
+
+    def count(self, label: str) -> int:
+        return dict(self.counts).get(label, 0)
+
+
+class LiveStats(NamedTuple):
+    """Counters since the session's processor was made."""
+
+    processed: int  # frames that went through the pipeline
+    skipped: int  # frames answered with the last picture because one was in flight
+    failed: int  # frames the pipeline raised on (shown unannotated)
+    fps: float
+    latency_ms: float  # median over the last frames
+    last_error: str | None
+
+
+class LiveProcessor:
+    """The per-session frame callback: a shared Pipeline plus this session's tracker and timer.
+
+    `process` runs on streamlit-webrtc's worker thread; `history()` and `stats()` are read by
+    the page's script thread. Both sides meet only under `_state_lock`.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        history_size: int = HISTORY_SIZE,
+        status_file: str | os.PathLike | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self._tracker = FaceTracker()
+        self._timer = FrameTimer()
+        self._busy = threading.Lock()  # held while a frame is in the pipeline
+        self._state_lock = threading.Lock()  # guards everything below
+        self._history: deque[FrameRecord] = deque(maxlen=history_size)
+        self._last_rgb: np.ndarray | None = None
+        self._processed = self._skipped = self._failed = 0
+        self._fps = self._latency = 0.0
+        self._last_error: str | None = None
+        self._status_file = Path(status_file) if status_file else None
+        warm_up(pipeline)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._pipeline
+
+    def set_pipeline(self, pipeline: Pipeline) -> None:
+        """Serve another model or detector from the next frame on (the chart history stays)."""
+        if pipeline is self._pipeline:
+            return
+        warm_up(pipeline)
+        with self._busy:  # NOTE: waits for the frame in flight, so no frame mixes two models
+            self._pipeline = pipeline
+            self._tracker = FaceTracker()
+
+    def process(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """Annotate one frame; answer at once with the last picture if another is in flight."""
+        if not self._busy.acquire(blocking=False):
+            return self._repeat_last(frame)
+        try:
+            return self._process(frame)
+        finally:
+            self._busy.release()
+
+    def _process(self, frame: av.VideoFrame) -> av.VideoFrame:
+        start = time.perf_counter()
+        rgb = frame.to_ndarray(format="rgb24")
+        try:
+            detections = self._pipeline.process(rgb, self._tracker)
+        except Exception as exc:  # a broken frame or model must not kill the stream
+            log.exception("live frame failed")
+            message = (
+                str(exc) if isinstance(exc, FacemaskError) else "A frame could not be processed."
+            )
+            with self._state_lock:
+                self._failed += 1
+                self._last_error = message
+            return frame
+        latency = (time.perf_counter() - start) * 1000.0
+        fps, median_latency = self._timer.tick(latency)
+        overlay = [f"{fps:4.1f} FPS", f"{median_latency:3.0f} ms/frame"]
+        out = annotate(rgb, detections, overlay)
+        record = FrameRecord(time.time(), _counts(detections, self._pipeline.labels), latency)
+        with self._state_lock:
+            self._history.append(record)
+            self._last_rgb = out
+            self._processed += 1
+            self._fps, self._latency = fps, median_latency
+            self._last_error = None
+        if self._status_file is not None:
+            self._write_status()
+        return av.VideoFrame.from_ndarray(out, format="rgb24")
+
+    def _repeat_last(self, frame: av.VideoFrame) -> av.VideoFrame:
+        with self._state_lock:
+            self._skipped += 1
+            last = self._last_rgb
+        if last is None or last.shape[:2] != (frame.height, frame.width):
+            return frame  # nothing to repeat yet (or the camera changed size): pass it through
+        return av.VideoFrame.from_ndarray(last, format="rgb24")
+
+    def history(self, since: float | None = None) -> list[FrameRecord]:
+        """The recorded frames (oldest first), optionally only those after `since`."""
+        with self._state_lock:
+            records = list(self._history)
+        if since is not None:
+            records = [r for r in records if r.time > since]
+        return records
+
+    def stats(self) -> LiveStats:
+        with self._state_lock:
+            return LiveStats(
+                self._processed,
+                self._skipped,
+                self._failed,
+                self._fps,
+                self._latency,
+                self._last_error,
+            )
+
+    def clear_history(self) -> None:
+        with self._state_lock:
+            self._history.clear()
+
+    def _write_status(self) -> None:
+        stats = self.stats()
+        last = self.history()[-1:]
+        status = {
+            "processed": stats.processed,
+            "skipped": stats.skipped,
+            "failed": stats.failed,
+            "time": time.time(),
+            "counts": dict(last[0].counts) if last else {},
+        }
+        path = self._status_file
+        assert path is not None
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text(json.dumps(status))
+            os.replace(tmp, path)
+        except OSError:
+            log.warning("could not write the status file %s", path, exc_info=True)
+
+
+def warm_up(pipeline: Pipeline, size: tuple[int, int] = (640, 480)) -> None:
+    """Run the detector and the classifier once, so the first live frame is not the slow one.
+
+    streamlit-webrtc gives up on a stream whose callback takes over 10 s; a first call that
+    built a Keras model's graph on a busy machine took 16 s here.
+    """
+    width, height = size
+    pipeline.detector.detect(np.zeros((height, width, 3), dtype=np.uint8))
+    side = pipeline.classifier.input_size
+    pipeline.classifier.predict(np.zeros((1, side, side, 3), dtype=np.uint8))
+
+
+def _counts(detections: list[Detection], labels: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((label, sum(d.label == label for d in detections)) for label in labels)
+
+
+def counts_per_second(
+    records: list[FrameRecord], labels: tuple[str, ...], window_s: float = 60.0
+) -> dict[str, list]:
+    """Faces per label averaged over each whole second of the last `window_s` seconds.
+
+    Returns {"time": [datetime, ...], label: [mean faces in view, ...], ...}: the chart's data.
+    """
+    series: dict[str, list] = {"time": [], **{label: [] for label in labels}}
+    if not records:
+        return series
+    start = records[-1].time - window_s
+    bins: dict[int, list[FrameRecord]] = {}
+    for record in records:
+        if record.time >= start:
+            bins.setdefault(int(record.time), []).append(record)
+    for second in sorted(bins):
+        frames = bins[second]
+        series["time"].append(datetime.fromtimestamp(second))
+        for label in labels:
+            series[label].append(round(sum(r.count(label) for r in frames) / len(frames), 2))
+    return series
+
+
+def counts_figure(series: Mapping[str, list], labels: tuple[str, ...]):
+    """Line chart of faces in view per label over time, in the labels' box colours."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label in labels:
+        r, g, b = label_color(label)
+        fig.add_trace(
+            go.Scatter(
+                x=series["time"],
+                y=series[label],
+                mode="lines",
+                name=LABEL_TEXT.get(label, label),
+                line={"color": f"rgb({r},{g},{b})", "width": 2, "shape": "hv"},
+                hovertemplate="%{x|%H:%M:%S}: %{y} faces<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(
+        title="Faces in view (mean per second, last minute)",
+        yaxis_title="faces",
+        yaxis_rangemode="tozero",
+        yaxis_dtick=1,
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def status_file_from_env(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The status file to write (FACEMASK_TEST_STATUS_FILE), if any."""
+    value = environ.get(STATUS_FILE_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def rtc_configuration(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The WebRTC configuration for both browser and server: {"iceServers": [...]}.
+
+    Empty by default: enough on the same machine or a LAN, and nothing is contacted. Behind NAT
+    (a hosted app) set FACEMASK_ICE_SERVERS to a JSON list of servers, usually one TURN server
+    with a username and credential, or FACEMASK_ICE_SERVERS_FILE to a file holding it. The key
+    is always present: without it streamlit-webrtc would look servers up on the network.
+    Raises FacemaskError when the setting is not a valid list of servers.
+    """
+    text = environ.get(ICE_SERVERS_ENV, "").strip()
+    source = ICE_SERVERS_ENV
+    file_name = environ.get(ICE_SERVERS_FILE_ENV, "").strip()
+    if not text and file_name:
+        source = file_name
+        try:
+            text = Path(file_name).read_text()
+        except OSError as exc:
+            raise FacemaskError(
+                f"{ICE_SERVERS_FILE_ENV} names {file_name}, which could not be read: "
+                f"{exc.strerror or exc}."
+            ) from exc
+    if not text:
+        return {"iceServers": []}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise FacemaskError(f"The ICE servers in {source} are not valid JSON: {exc}.") from exc
+    if isinstance(value, dict) and set(value) == {"iceServers"}:
+        value = value["iceServers"]
+    return {"iceServers": [_ice_server(server, source) for server in _as_list(value, source)]}
+
+
+def _as_list(value: Any, source: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise FacemaskError(
+            f'The ICE servers in {source} must be a JSON list of objects with "urls".'
+        )
+    return value
+
+
+def _ice_server(server: Any, source: str) -> dict[str, Any]:
+    """Check one RTCIceServer dict: urls (string or list) and optional username/credential."""
+    if not isinstance(server, dict) or "urls" not in server:
+        raise FacemaskError(f'Every ICE server in {source} must be an object with "urls".')
+    urls = server["urls"]
+    url_list = [urls] if isinstance(urls, str) else urls
+    if (
+        not isinstance(url_list, list)
+        or not url_list
+        or not all(isinstance(u, str) and u.startswith(_ICE_SCHEMES) for u in url_list)
+    ):
+        raise FacemaskError(
+            f"ICE server urls in {source} must start with stun:, stuns:, turn: or turns:."
+        )
+    unknown = set(server) - {"urls", "username", "credential"}
+    if unknown:
+        raise FacemaskError(
+            f"Unknown ICE server field(s) in {source}: {', '.join(sorted(unknown))}."
+        )
+    for field in ("username", "credential"):
+        if field in server and not isinstance(server[field], str):
+            raise FacemaskError(f"The ICE server {field} in {source} must be a string.")
+    return {k: server[k] for k in ("urls", "username", "credential") if k in server}

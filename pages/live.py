@@ -1,0 +1,94 @@
+"""Live: the webcam through the mask detector, with a chart of faces over time.
+
+Frames go browser -> server -> browser over WebRTC (streamlit-webrtc); each is processed by this
+session's facemask.live.LiveProcessor, which holds the shared, cached Pipeline.
+"""
+
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+import ui
+from facemask import live, webrtc_fixes
+from facemask.pipeline import LABEL_TEXT
+
+WEBRTC_KEY = "live_webcam"
+PROCESSOR_KEY = "live_processor"
+CHART_REFRESH_S = 1.0
+TRANSLATIONS = {
+    "device_ask_permission": "Allow this site to use your camera when the browser asks.",
+    "device_access_denied": (
+        "Camera access was denied. Allow the camera for this site (the camera icon in the "
+        "address bar), then press Start again."
+    ),
+    "device_not_available": "No camera was found: connect one and press Start again.",
+    "media_api_not_available": (
+        "This browser cannot use a camera on this page: open the app on localhost or over "
+        "https (browsers only allow cameras on secure pages)."
+    ),
+}
+
+webrtc_fixes.fix_stale_state_reset()
+webrtc_fixes.apply_loopback_mode()
+
+st.title("Live webcam")
+st.caption(
+    "Press **Start** and allow the camera. Every face gets a box: green for a mask, red for "
+    "none. Frames are processed on the server; when it is busy it skips frames rather than "
+    "fall behind."
+)
+
+model_name = ui.require_model()
+chosen = ui.settings()
+try:
+    pipeline = ui.get_pipeline(model_name, "webcam", chosen.min_score, chosen.min_face)
+    rtc_configuration = live.rtc_configuration()
+except Exception as exc:
+    ui.show_error(exc)
+    st.stop()
+
+processor = st.session_state.get(PROCESSOR_KEY)
+if not isinstance(processor, live.LiveProcessor):
+    processor = live.LiveProcessor(pipeline, status_file=live.status_file_from_env())
+    st.session_state[PROCESSOR_KEY] = processor
+processor.set_pipeline(pipeline)
+
+video_column, chart_column = st.columns([3, 2], gap="medium")
+with video_column:
+    streamer = webrtc_streamer(
+        key=WEBRTC_KEY,
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=rtc_configuration,
+        media_stream_constraints={"video": True, "audio": False},
+        video_frame_callback=processor.process,
+        async_processing=True,
+        video_html_attrs={"autoPlay": True, "muted": True, "style": {"width": "100%"}},
+        translations=TRANSLATIONS,
+    )
+    st.caption(f"Model: **{model_name}** · detector score ≥ {chosen.min_score:.2f}")
+
+
+def faces_chart() -> None:
+    """The counts chart and the latest numbers; reruns on its own while the video plays."""
+    stats = processor.stats()
+    labels = processor.pipeline.labels
+    records = processor.history()
+    if stats.last_error:
+        st.error(stats.last_error)
+    if not records:
+        st.info("No frames yet: press Start. The chart fills in as faces are seen.")
+        return
+    latest = records[-1]
+    cells = st.columns(len(labels) + 1)
+    for cell, label in zip(cells, labels, strict=False):
+        cell.metric(LABEL_TEXT.get(label, label), latest.count(label))
+    cells[-1].metric("FPS", f"{stats.fps:.1f}")
+    series = live.counts_per_second(records, labels)
+    st.plotly_chart(
+        live.counts_figure(series, labels), key="live_faces_chart", config={"displayModeBar": False}
+    )
+    st.caption(f"{stats.processed} frames processed · median {stats.latency_ms:.0f} ms per frame")
+
+
+with chart_column:
+    playing = streamer.state.playing
+    st.fragment(faces_chart, run_every=CHART_REFRESH_S if playing else None)()
