@@ -179,7 +179,7 @@ def test_serving_choice_follows_the_int8_rule(exported) -> None:
     assert classifier.served_file == serving["file"]
     served = exports["tflite_int8" if int8_ok else "tflite"]
     probs = classifier.predict(crops)
-    model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
+    model = keras.saving.load_model(model_dir / "model.keras", compile=False, safe_mode=True)
     reference = keras_probabilities(model, crops)
     agreement = float(np.mean(probs.argmax(1) == reference.argmax(1))) * 100
     assert served["n"] == len(crops)
