@@ -1,0 +1,248 @@
+"""The Training page through the real app, driven by AppTest: the launch form's checks, a
+training in progress (watched, cancelled, discarded), and the comparison of model folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from facemask.cli import build_parser
+from facemask.runs import RunStore
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+PAGE = "pages/training.py"
+TIMEOUT = 60
+
+
+@pytest.fixture
+def navigation_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make AppTest route pages through app.py's st.navigation, as a real server does
+    (AppTest re-detects the legacy `pages/` folder on every run; see test_app_upload.py)."""
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def folders(navigation_v2, tmp_path: Path, monkeypatch, mini_dataset: Path) -> dict[str, Path]:
+    """Empty run store and models folder; a data folder with one good and three bad datasets."""
+    data = tmp_path / "data"
+    sample = next((mini_dataset / "with_mask").iterdir())
+    for folder in ("only_masks/with_mask", "empty_class/with_mask", "empty_class/without_mask"):
+        (data / folder).mkdir(parents=True)
+    shutil.copy(sample, data / "only_masks/with_mask")
+    shutil.copy(sample, data / "empty_class/with_mask")
+    (data / "notes").mkdir()
+    (data / "notes" / "README.txt").write_text("no class folders here\n")
+    (data / "mini").symlink_to(mini_dataset)
+    paths = {"data": data, "runs": tmp_path / "runs", "models": tmp_path / "models"}
+    paths["models"].mkdir()
+    monkeypatch.setenv("FACEMASK_DATA_DIR", str(data))
+    monkeypatch.setenv("FACEMASK_RUNS_DIR", str(paths["runs"]))
+    monkeypatch.setenv("FACEMASK_MODELS_DIR", str(paths["models"]))
+    return paths
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    no_exception(at)
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def errors(at: AppTest) -> list[str]:
+    """Error messages on the page itself (the sidebar says no model is served: none here)."""
+    return [e.value for e in at.main.get("error")]
+
+
+def submit(at: AppTest, dataset: str | None, **choices) -> AppTest:
+    at.selectbox(key="form_dataset").set_value(dataset)
+    for key, value in choices.items():
+        widget = next(w for w in at.main.get(choices_kind(key)) if w.key == key)
+        widget.set_value(value)
+    at.button[0].click().run()  # the form's submit button
+    no_exception(at)
+    return at
+
+
+def choices_kind(key: str) -> str:
+    return {"form_epochs_head": "number_input", "form_epochs_fine": "number_input"}.get(
+        key, "toggle" if key in ("form_fine_tune", "form_augment") else "selectbox"
+    )
+
+
+def test_dataset_choices_stay_inside_the_data_folders(folders) -> None:
+    at = open_page()
+    options = at.selectbox(key="form_dataset").options
+    ours = sorted(o for o in options if o.startswith("data/"))
+    assert ours == ["data/empty_class", "data/mini", "data/notes", "data/only_masks"]
+    assert all(o.startswith(("data/", "datasets/")) for o in options)  # + ../shared/datasets
+
+
+def test_form_refuses_bad_datasets_and_launches_nothing(folders) -> None:
+    at = open_page()
+    assert errors(submit(at, None)) == ["Choose a dataset folder first."]
+    assert errors(submit(at, "data/only_masks")) == [
+        "only_masks must hold one folder of images per class, at least two "
+        "(e.g. with_mask/ and without_mask/); it has 1: with_mask."
+    ]
+    assert errors(submit(at, "data/notes"))[0].startswith("notes must hold one folder of")
+    assert errors(submit(at, "data/empty_class")) == [
+        "Class folder without_mask in empty_class has no images."
+    ]
+    vgg = submit(at, "data/mini", form_backbone="vgg16", form_weights="imagenet")
+    assert errors(vgg)[0].startswith("ImageNet weights for VGG-16 are missing: put ")
+
+    store = RunStore(folders["runs"], folders["models"])
+    assert store.in_progress() == [] and store.finished() == [] and store.active() is None
+    assert not at.success
+
+
+def test_a_valid_form_launches_the_cli_with_its_flags(folders, monkeypatch) -> None:
+    launched: list[tuple[list[str], str]] = []
+    sleeper: list[subprocess.Popen] = []
+
+    def launch(self: RunStore, args: list[str], run_id: str) -> int:
+        """Record the command; a sleeping process stands in for the trainer (like launch)."""
+        launched.append((args, run_id))
+        sleeper.append(subprocess.Popen(["sleep", "60"]))
+        self.partial_dir(run_id).mkdir(parents=True)
+        (self.partial_dir(run_id) / "train.pid").write_text(str(sleeper[0].pid))
+        return sleeper[0].pid
+
+    monkeypatch.setattr(RunStore, "launch", launch)
+    try:
+        at = open_page()
+        submit(
+            at,
+            "data/mini",
+            form_weights="none",
+            form_size=128,
+            form_epochs_head=2,
+            form_fine_tune=False,
+            form_augment=False,
+        )
+        assert not errors(at)
+        assert at.success.values == [
+            "Training started on data/mini (24 with_mask, 24 without_mask)."
+        ]
+        ((args, run_id),) = launched
+        assert at.subheader.values == [f"Training {run_id}"]
+        assert not [s for s in at.selectbox if s.key == "form_dataset"]
+    finally:
+        for process in sleeper:
+            process.kill()
+            process.wait()
+    assert run_id.endswith("-mobilenetv2")
+    parsed = build_parser().parse_args(["train", *args, "--run-id", run_id])
+    assert Path(parsed.data) == folders["data"] / "mini"
+    assert (parsed.backbone, parsed.weights, parsed.input_size) == ("mobilenetv2", "none", 128)
+    assert (parsed.epochs_head, parsed.epochs_fine, parsed.fine_tune_layers) == (2, 0, 0)
+    assert parsed.no_augment is True and parsed.resume is False
+
+
+def write_partial_run(runs: Path, run_id: str, pid: int | None) -> Path:
+    """A run in progress as the trainer leaves it: config, progress events, pid file."""
+    run_dir = runs / ".partial" / run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"backbone": "mobilenetv2", "data": "/d/mini"}))
+    now = time.time()
+    events = [
+        {"type": "stage", "stage": "crops", "message": "Finding and cropping faces (cached)"},
+        {"type": "epoch_begin", "phase": "head", "epoch": 1, "epochs": 6},
+        {"type": "epoch", "phase": "head", "epoch": 1, "epochs": 6, "seconds": 40.0,
+         "images_per_s": 60.0, "logs": {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.4,
+                                         "val_accuracy": 0.85}},
+        {"type": "epoch_begin", "phase": "head", "epoch": 2, "epochs": 6},
+        {"type": "batch", "phase": "head", "epoch": 2, "epochs": 6, "batch": 10, "batches": 40,
+         "eta_s": 65.0, "logs": {"loss": 0.3, "accuracy": 0.9}},
+    ]  # fmt: skip
+    with (run_dir / "events.jsonl").open("w") as handle:
+        for event in events:
+            handle.write(json.dumps({"time": now, **event}) + "\n")
+    if pid is not None:
+        (run_dir / "train.pid").write_text(str(pid))
+    return run_dir
+
+
+def test_a_training_in_progress_is_watched_cancelled_and_discarded(folders) -> None:
+    # a real process stands in for the trainer (the page only signals it)
+    trainer = subprocess.Popen(["sleep", "60"])
+    try:
+        run_dir = write_partial_run(folders["runs"], "20260101-000000-mobilenetv2", trainer.pid)
+        at = open_page()
+        assert at.subheader.values == ["Training 20260101-000000-mobilenetv2"]
+        assert at.info.values[0].startswith("One training at a time")
+        assert "**Stage:** Training the new head (base frozen)" in at.markdown.values
+        progress = [p.proto.text for p in at.get("progress")]
+        assert progress == ["Phase head · epoch 2/6 · batch 10/40 · ETA of the epoch 1 min 05 s"]
+        assert "Now: loss 0.3000 · accuracy 0.9000" in at.caption.values
+        assert not [s for s in at.selectbox if s.key == "form_dataset"]  # no second training
+
+        at.button(key="cancel_20260101-000000-mobilenetv2").click().run()
+        no_exception(at)
+        assert trainer.wait(timeout=10) == -15  # SIGTERM: the trainer checkpoints and stops
+
+        at.run()
+        no_exception(at)
+        assert "**Unfinished runs**" in at.markdown.values
+        assert at.button(key="resume_20260101-000000-mobilenetv2").disabled is False
+        assert [s for s in at.selectbox if s.key == "form_dataset"]  # the form is back
+        at.button(key="discard_20260101-000000-mobilenetv2").click().run()
+        no_exception(at)
+        assert not run_dir.exists()
+        assert "**Unfinished runs**" not in at.markdown.values
+    finally:
+        trainer.kill()
+        trainer.wait()
+
+
+VGG_CARD = {
+    "name": "vgg16-demo",
+    "architecture": "VGG-16",
+    "backbone": "vgg16",
+    "labels": ["with_mask", "without_mask"],
+    "input_size": 128,
+    "weights": "none",
+    "parameters": {"total": 14_780_610},
+    "files": {"model.tflite": 59_000_000},
+    "serving": {"file": "model.tflite", "runtime": "tflite"},
+    "metrics": {"test": {"accuracy": 0.9, "confusion": [[17, 3], [1, 19]]}},
+    "training": {"wall_time_s": 5400.0},
+}
+
+
+def test_comparison_curves_and_exports(folders, tiny_model_dir: Path) -> None:
+    shutil.copytree(tiny_model_dir, folders["runs"] / "tiny")
+    (folders["models"] / "vgg16-demo").mkdir()
+    (folders["models"] / "vgg16-demo" / "card.json").write_text(json.dumps(VGG_CARD))
+    at = open_page()
+
+    table = at.dataframe[0].value
+    assert list(table["Model"]) == ["vgg16-demo", "tiny"]
+    assert list(table["Architecture"]) == ["VGG-16", "MobileNetV2"]
+    assert table["Test accuracy"][0] == "90.0%" and table["Served file (MB)"][0] == "59.00"
+    assert not [c for c in at.caption.values if c.startswith("VGG-16 vs MobileNetV2")]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 + 4 + 2  # curves (tiny's history), bars, two confusion matrices
+
+    assert at.selectbox(key="export_model").options == ["tiny"]  # vgg16-demo has no model file
+    downloads = [b.label for b in at.get("download_button")]
+    assert any(label.startswith("TFLite (float) · ") for label in downloads)
+    assert any(label.startswith("TFLite (int8, smaller and faster) · ") for label in downloads)
+    assert "TF.js (zip): not exported for this model." in at.caption.values
