@@ -1,0 +1,182 @@
+"""Classifier latency per face crop: TFLite float vs full-integer int8 (ai-edge-litert, 1 and 2
+threads) side by side with the baseline, Keras model.predict on one crop; file sizes, agreement
+with Keras on real face crops, and peak RSS of each runtime in its own process.
+
+    .venv/bin/python bench/classifier_latency.py [--sizes 128 160 224] [--runs 200]
+
+Model: MobileNetV2 alpha 1.0 with ImageNet weights (../shared/weights) and an untrained 2-way
+head; the head does not change the cost. TFLite is timed through MaskClassifier.predict (the
+path the app serves); every runtime runs in a fresh subprocess, so its peak RSS
+(resource.getrusage) is its own. Not a test: numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SHARED = REPO.parent / "shared"
+WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+DATASET = SHARED / "datasets" / "chandrikadeb7-face-mask"
+LABELS = ["with_mask", "without_mask"]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Time one runtime on one crop at a time; print JSON {median_ms, p90_ms, rss_mb}."""
+    crops = np.load(args.crops_file)
+    if args.worker == "keras":
+        import keras
+
+        model = keras.saving.load_model(args.model, compile=False, safe_mode=True)
+        predict = lambda crop: model.predict(crop[None].astype(np.float32), verbose=0)  # noqa: E731
+    else:
+        from facemask.classify import MaskClassifier
+
+        classifier = MaskClassifier(
+            Path(args.model).parent, "tflite", args.threads, tflite_file=Path(args.model).name
+        )
+        predict = classifier.predict
+    for crop in crops[:5]:  # warm-up: graph tracing, XNNPACK weight packing
+        predict(crop)
+    times = []
+    for i in range(args.runs):
+        start = time.perf_counter()
+        predict(crops[i % len(crops)])
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    print(
+        json.dumps(
+            {
+                "median_ms": statistics.median(times),
+                "p90_ms": times[int(0.9 * (len(times) - 1))],
+                "rss_mb": peak_rss_mb(),
+            }
+        )
+    )
+
+
+def run_worker(kind: str, model: Path, crops: Path, runs: int, threads: int = 1) -> dict:
+    command = [sys.executable, __file__, "--worker", kind, "--model", str(model)]
+    command += ["--crops-file", str(crops), "--runs", str(runs), "--threads", str(threads)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def face_crops(size: int, count: int) -> np.ndarray:
+    """Whole-photo square crops of real face photos, both classes, evenly spread."""
+    from facemask.images import load_image
+    from facemask.pipeline import crop_faces
+
+    crops = []
+    for label in LABELS:
+        photos = sorted((DATASET / label).glob("*.jpg"))
+        for path in photos[:: max(1, len(photos) // (count // len(LABELS)))][: count // 2]:
+            rgb = load_image(path)
+            height, width = rgb.shape[:2]
+            crops.append(crop_faces(rgb, [(0, 0, width, height)], size, margin=0.0)[0])
+    return np.stack(crops)
+
+
+def bench_size(size: int, args: argparse.Namespace, folder: Path) -> list[dict]:
+    import keras
+
+    from facemask.export import export_tflite, verify_tflite
+    from facemask.models import build_classifier
+
+    keras.utils.set_random_seed(0)
+    model, _ = build_classifier("mobilenetv2", size, len(LABELS), weights=str(WEIGHTS))
+    crops = face_crops(size, args.crops)
+    crops_file = folder / f"crops{size}.npy"
+    np.save(crops_file, crops)
+    keras_file = folder / f"model{size}.keras"
+    model.save(keras_file)
+    (folder / "card.json").write_text(json.dumps({"labels": LABELS, "input_size": size}))
+
+    base = run_worker("keras", keras_file, crops_file, args.keras_runs)
+    rows = [
+        {"size": size, "variant": "keras predict (baseline)", "bytes": keras_file.stat().st_size,
+         "ms1": base["median_ms"], "ms2": None, "rss": base["rss_mb"], "agree": None,
+         "diff": None},
+    ]  # fmt: skip
+    for variant, quantize in (("tflite float", False), ("tflite int8", True)):
+        path = folder / f"model{size}_{'int8' if quantize else 'float'}.tflite"
+        export_tflite(model, path, crops if quantize else None, quantize=quantize)
+        check = verify_tflite(model, path, crops, LABELS, num_threads=1)
+        one = run_worker("tflite", path, crops_file, args.runs, threads=1)
+        two = run_worker("tflite", path, crops_file, args.runs, threads=2)
+        rows.append(
+            {"size": size, "variant": variant, "bytes": path.stat().st_size,
+             "ms1": one["median_ms"], "ms2": two["median_ms"],
+             "rss": max(one["rss_mb"], two["rss_mb"]), "agree": check["agreement"],
+             "diff": check["max_abs_diff"]}
+        )  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 224])
+    parser.add_argument("--runs", type=int, default=200, help="timed TFLite calls (default 200)")
+    parser.add_argument("--keras-runs", type=int, default=30, help="timed Keras calls (30)")
+    parser.add_argument("--crops", type=int, default=100, help="real face crops (default 100)")
+    parser.add_argument("--worker", choices=["keras", "tflite"], help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--crops-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    if not WEIGHTS.is_file() or not DATASET.is_dir():
+        raise SystemExit(f"needs {WEIGHTS} and {DATASET}")
+
+    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="facemask-bench-") as tmp:
+        for size in args.sizes:
+            rows += bench_size(size, args, Path(tmp))
+
+    def cell(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    print(
+        f"{'px':>4} {'runtime':<26} {'file MB':>8} {'ms 1 thr':>9} {'ms 2 thr':>9} "
+        f"{'x baseline':>10} {'agree %':>8} {'max diff':>9} {'peak RSS MB':>12}"
+    )
+    baseline: dict[int, float] = {}
+    for row in rows:
+        baseline.setdefault(row["size"], row["ms1"])
+        best = min(x for x in (row["ms1"], row["ms2"]) if x is not None)
+        print(
+            f"{row['size']:>4} {row['variant']:<26} {row['bytes'] / 1e6:>8.2f} "
+            f"{cell(row['ms1'], '.2f'):>9} {cell(row['ms2'], '.2f'):>9} "
+            f"{baseline[row['size']] / best:>9.1f}x {cell(row['agree'], '.1f'):>8} "
+            f"{cell(row['diff'], '.4f'):>9} {row['rss']:>12.0f}"
+        )
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"main process peak RSS (conversion): {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
