@@ -206,19 +206,25 @@ def _metrics_text(logs: dict[str, Any]) -> str:
 
 
 def show_status(status: dict[str, Any]) -> None:
-    """Stage, phase, epoch x/y, batch x/y, ETA and the latest metrics of one run."""
+    """Stage, phase, epoch x/y, batch x/y, ETA and the latest metrics of one run.
+
+    A run that is not running shows where it stopped and why, without progress bars.
+    """
     last = status.get("last", {})
     stage = status.get("stage", {})
     batch, epoch = status.get("batch"), status.get("epoch")
     fitting = last.get("type") in ("batch", "epoch", "epoch_begin")
+    running = bool(status.get("running"))
     if fitting:
         st.markdown(f"**Stage:** {PHASES.get(last.get('phase'), 'Training')}")
     elif stage:
         st.markdown(f"**Stage:** {stage.get('message', stage.get('stage', ''))}")
-    if last.get("type") == "progress" and last.get("total"):
+    elif not running:
+        st.markdown("**Stage:** stopped before its first step")
+    if running and last.get("type") == "progress" and last.get("total"):
         done, total = int(last["done"]), int(last["total"])
         st.progress(min(done / total, 1.0), text=f"{last.get('stage', '')}: {done} of {total}")
-    if batch and fitting:
+    if batch and fitting and running:
         st.progress(
             min(batch["batch"] / max(batch["batches"], 1), 1.0),
             text=f"Phase {batch['phase']} · epoch {batch['epoch']}/{batch['epochs']} · "
@@ -231,9 +237,10 @@ def show_status(status: dict[str, Any]) -> None:
             f"{epoch.get('seconds', 0):.0f} s ({epoch.get('images_per_s', 0):.0f} images/s) · "
             + _metrics_text(epoch.get("logs", {}))
         )
-    for kind in ("error", "cancelled"):
-        if last.get("type") == kind:
-            st.warning(last.get("message", kind))
+    if last.get("type") in ("error", "cancelled"):
+        st.warning(last.get("message", last["type"]))
+    elif not running:
+        st.warning("The training process ended without finishing (killed or crashed).")
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -252,7 +259,13 @@ def watch_active() -> None:
     with st.container(border=True):
         st.subheader(f"Training {run_id}")
         st.info("One training at a time: a new one can start when this one ends or is cancelled.")
-        show_status(store.status(run_id))
+        status = store.status(run_id)
+        show_status(status)
+        series = curves(status["dir"])
+        if series:
+            left, right = st.columns(2)
+            left.plotly_chart(curves_figure({run_id: series}, "loss"), key="live_loss")
+            right.plotly_chart(curves_figure({run_id: series}, "accuracy"), key="live_accuracy")
         if st.button("Cancel the training", key=f"cancel_{run_id}"):
             if store.cancel(run_id):
                 st.toast("Cancelling: the run saves a checkpoint and stays resumable.")

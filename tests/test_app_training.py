@@ -175,6 +175,10 @@ def write_partial_run(runs: Path, run_id: str, pid: int | None) -> Path:
     with (run_dir / "events.jsonl").open("w") as handle:
         for event in events:
             handle.write(json.dumps({"time": now, **event}) + "\n")
+    (run_dir / "history.csv").write_text(
+        "epoch,phase,phase_epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n"
+        "1,head,1,0.5,0.8,0.4,0.85,0.001,40.0\n"
+    )
     if pid is not None:
         (run_dir / "train.pid").write_text(str(pid))
     return run_dir
@@ -193,6 +197,7 @@ def test_a_training_in_progress_is_watched_cancelled_and_discarded(folders) -> N
         assert progress == ["Phase head · epoch 2/6 · batch 10/40 · ETA of the epoch 1 min 05 s"]
         assert "Now: loss 0.3000 · accuracy 0.9000" in at.caption.values
         assert not [s for s in at.selectbox if s.key == "form_dataset"]  # no second training
+        assert len(at.get("plotly_chart")) == 2 + 2  # live curves + the Curves tab
 
         at.button(key="cancel_20260101-000000-mobilenetv2").click().run()
         no_exception(at)
@@ -201,6 +206,10 @@ def test_a_training_in_progress_is_watched_cancelled_and_discarded(folders) -> N
         at.run()
         no_exception(at)
         assert "**Unfinished runs**" in at.markdown.values
+        assert at.warning.values == [
+            "The training process ended without finishing (killed or crashed)."
+        ]
+        assert not at.get("progress")
         assert at.button(key="resume_20260101-000000-mobilenetv2").disabled is False
         assert [s for s in at.selectbox if s.key == "form_dataset"]  # the form is back
         at.button(key="discard_20260101-000000-mobilenetv2").click().run()
@@ -246,3 +255,21 @@ def test_comparison_curves_and_exports(folders, tiny_model_dir: Path) -> None:
     assert any(label.startswith("TFLite (float) · ") for label in downloads)
     assert any(label.startswith("TFLite (int8, smaller and faster) · ") for label in downloads)
     assert "TF.js (zip): not exported for this model." in at.caption.values
+
+
+def test_a_cancelled_run_is_resumed_with_resume(folders, monkeypatch) -> None:
+    run_dir = write_partial_run(folders["runs"], "20260101-000000-mobilenetv2", pid=None)
+    with (run_dir / "events.jsonl").open("a") as handle:
+        message = "Stopped; resume it to continue from the last epoch."
+        handle.write(json.dumps({"time": time.time(), "type": "cancelled", "message": message}))
+    launched: list[tuple[list[str], str]] = []
+    monkeypatch.setattr(
+        RunStore, "launch", lambda self, args, run_id: launched.append((args, run_id)) or 0
+    )
+    at = open_page()
+    assert at.warning.values == ["Stopped; resume it to continue from the last epoch."]
+    assert "`20260101-000000-mobilenetv2` · MobileNetV2 on `mini`" in at.markdown.values
+    at.button(key="resume_20260101-000000-mobilenetv2").click().run()
+    no_exception(at)
+    assert launched == [(["--resume"], "20260101-000000-mobilenetv2")]
+    assert build_parser().parse_args(["train", "--resume", "--run-id", launched[0][1]]).resume
