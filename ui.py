@@ -120,20 +120,21 @@ def _no_models_help(store: RunStore) -> None:
 
 
 def _model_card(entry: ModelEntry) -> None:
+    """The chosen model at a glance (a compact table: metrics are too wide for the sidebar)."""
     card = entry.card
-    test = card.get("metrics", {}).get("test", {})
-    accuracy = test.get("accuracy")
+    accuracy = card.get("metrics", {}).get("test", {}).get("accuracy")
     size_mb = served_file_mb(entry.path, card)
     latency = latency_per_face_ms(card)
-    left, right = st.sidebar.columns(2)
-    left.metric("Architecture", str(card.get("architecture", "?")))
-    right.metric("Test accuracy", f"{accuracy:.1%}" if isinstance(accuracy, float) else "—")
-    left.metric("Served file", f"{size_mb:.1f} MB" if size_mb is not None else "—")
-    right.metric("Latency / face", f"{latency:.1f} ms" if latency is not None else "—")
-    st.sidebar.caption(
-        f"{entry.source} model · input {card.get('input_size')} px · "
-        f"labels: {', '.join(card.get('labels', []))}"
-    )
+    rows = {
+        "Architecture": str(card.get("architecture", "—")),
+        "Test accuracy": f"{accuracy:.1%}" if isinstance(accuracy, float) else "—",
+        "Served file": f"{size_mb:.1f} MB" if size_mb is not None else "—",
+        "CPU latency / face": f"{latency:.1f} ms" if latency is not None else "not measured",
+        "Input": f"{card.get('input_size')} px, {entry.source} model",
+    }
+    table = "\n".join(f"| {key} | {value} |" for key, value in rows.items())
+    st.sidebar.markdown(f"| Model card | {entry.name} |\n|---|---|\n{table}")
+    st.sidebar.caption("Labels: " + ", ".join(card.get("labels", [])))
 
 
 def sidebar() -> Settings:

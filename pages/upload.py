@@ -22,13 +22,18 @@ VIDEO_TYPES = ["mp4", "mov", "avi", "webm"]
 _CACHE_KEY = "upload_results"
 _CACHE_SIZE = 64
 _VIDEO_KEY = "upload_video_result"
+FACE_COLUMNS = {
+    "box": st.column_config.TextColumn(help="x1, y1, x2, y2 in pixels of the original image"),
+    "confidence": st.column_config.NumberColumn(help="The classifier's probability of the label"),
+    "detection score": st.column_config.NumberColumn(help="The face detector's confidence"),
+}
 
 
 def _face_rows(detections: list[Detection]) -> list[dict[str, Any]]:
     return [
         {
             "face": i,
-            "box (x1, y1, x2, y2)": ", ".join(str(v) for v in det.box),
+            "box": ", ".join(str(v) for v in det.box),
             "label": LABEL_TEXT.get(det.label, det.label),
             "confidence": round(det.confidence, 4),
             "detection score": round(det.detection_score, 4),
@@ -68,11 +73,11 @@ def _show_image(index: int, file, model: str, s: ui.Settings) -> dict[str, Any] 
         ui.show_error(exc)
         return None
     result = analysed["result"]
-    left, right = st.columns([3, 2])
+    left, right = st.columns([4, 3])
     left.image(analysed["png"], caption=f"{result['width']} x {result['height']} px")
     with right:
         if analysed["rows"]:
-            st.dataframe(analysed["rows"], hide_index=True)
+            st.dataframe(analysed["rows"], hide_index=True, column_config=FACE_COLUMNS)
         else:
             st.info(
                 "No face was found in this image. If it is a close-up of one face, "
