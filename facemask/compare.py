@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from facemask.classify import CARD_FILE, TFLITE_FILE
+import numpy as np
+
+from facemask.classify import CARD_FILE, TFLITE_FILE, MaskClassifier
 from facemask.runs import read_history, read_json
 
 LATENCY_KEYS = ("per_face", "served", "tflite", "tflite_float", "median", "p50")
@@ -62,6 +65,23 @@ def latency_per_face_ms(card: Mapping[str, Any]) -> float | None:
         if _number(value) is not None:
             return _number(value)
     return None
+
+
+def measure_latency_ms(classifier: MaskClassifier, runs: int = 20, warmup: int = 3) -> float:
+    """Median wall time (ms) of classifying one face crop with a loaded classifier, here and now.
+
+    For cards that carry no latency_ms: a number from this machine under its current load.
+    """
+    crop = np.random.default_rng(0).integers(
+        0, 256, (1, classifier.input_size, classifier.input_size, 3), dtype=np.uint8
+    )
+    times = []
+    for i in range(warmup + runs):
+        start = time.perf_counter()
+        classifier.predict(crop)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000.0)
+    return float(np.median(times))
 
 
 def served_file_mb(model_dir: str | os.PathLike, card: Mapping[str, Any]) -> float | None:

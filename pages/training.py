@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 import ui
-from facemask.classify import TFLITE_FILE, TFLITE_INT8_FILE
+from facemask.classify import TFLITE_FILE, TFLITE_INT8_FILE, MaskClassifier
 from facemask.compare import (
     COLUMNS,
     comparison_figure,
@@ -25,6 +25,7 @@ from facemask.compare import (
     confusion_figure,
     curves,
     curves_figure,
+    measure_latency_ms,
 )
 from facemask.data import find_classes
 from facemask.errors import DatasetError, FacemaskError
@@ -38,6 +39,7 @@ REFRESH_S = 2.0
 TFJS_FOLDERS = [("tfjs", "TF.js (zip)"), ("tfjs_uint8", "TF.js, uint8 weights (zip)")]
 """TF.js graph models in a model folder (facemask.export writes them)."""
 _WATCH_KEY = "training_watch"
+_LATENCY_KEY = "measured_latency"
 
 
 # -- the dataset folder: chosen among folders meant for it, never typed -----------------------
@@ -332,10 +334,24 @@ def _format_row(row: dict[str, Any]) -> dict[str, Any]:
             value = f"{value / 1e6:.2f} M"
         elif key == "training_s" and value is not None:
             value = f"{value / 60:.1f} min"
+        elif key == "latency_ms" and value is not None:
+            value = f"{value:.1f}" + (" *" if row.get("latency_measured_here") else "")
         elif isinstance(value, float):
             value = f"{value:.2f}"
         out[title] = "—" if value is None else value
     return out
+
+
+def _servable(model_dir: Path) -> bool:
+    return any(model_dir.glob("model*.tflite")) or (model_dir / "model.keras").is_file()
+
+
+def _with_measured_latency(row: dict[str, Any]) -> dict[str, Any]:
+    """The row, with this session's measured latency where its card has none."""
+    measured = st.session_state.get(_LATENCY_KEY, {}).get(row["dir"])
+    if row["latency_ms"] is not None or measured is None:
+        return row
+    return {**row, "latency_ms": measured, "latency_measured_here": True}
 
 
 def compare_section(store: RunStore) -> None:
@@ -348,6 +364,23 @@ def compare_section(store: RunStore) -> None:
     rows = [r for r in rows if r["name"] in chosen]
     if not rows:
         return
+    rows = [_with_measured_latency(r) for r in rows]
+    missing = [r for r in rows if r["latency_ms"] is None and _servable(Path(r["dir"]))]
+    if missing and st.button(
+        f"Measure CPU latency on this machine ({len(missing)} model(s) without it)",
+        key="measure_latency",
+        help="Classifies one face crop 20 times with each model's served file; median ms.",
+    ):
+        measured = st.session_state.setdefault(_LATENCY_KEY, {})
+        with st.spinner("Measuring..."):
+            for row in missing:
+                try:
+                    measured[row["dir"]] = measure_latency_ms(MaskClassifier(row["dir"]))
+                except FacemaskError as exc:
+                    ui.show_error(exc)
+        rows = [_with_measured_latency(r) for r in rows]
+    if any(r.get("latency_measured_here") for r in rows):
+        st.caption("Latency marked * was measured here, now, under this machine's current load.")
     architectures = {r["architecture"] for r in rows}
     if not {"VGG-16", "MobileNetV2"} <= architectures:
         st.caption(

@@ -250,6 +250,14 @@ def test_comparison_curves_and_exports(folders, tiny_model_dir: Path) -> None:
     charts = at.get("plotly_chart")
     assert len(charts) == 2 + 4 + 2  # curves (tiny's history), bars, two confusion matrices
 
+    latency = list(table["CPU latency / face (ms)"])
+    assert latency == ["—", "—"]  # neither card carries it
+    at.button(key="measure_latency").click().run()  # vgg16-demo has no model file to time
+    no_exception(at)
+    latency = list(at.dataframe[0].value["CPU latency / face (ms)"])
+    assert latency[0] == "—" and latency[1].endswith(" *") and float(latency[1][:-2]) > 0
+    assert "Latency marked * was measured here" in at.caption.values[0]
+
     assert at.selectbox(key="export_model").options == ["tiny"]  # vgg16-demo has no model file
     downloads = [b.label for b in at.get("download_button")]
     assert any(label.startswith("TFLite (float) · ") for label in downloads)

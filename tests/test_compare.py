@@ -17,6 +17,7 @@ from facemask.compare import (
     curves_figure,
     latency_per_face_ms,
     macro_f1,
+    measure_latency_ms,
 )
 from facemask.runs import read_history
 
@@ -133,3 +134,12 @@ def test_confusion_matrix_of_a_card(tiny_model_dir: Path) -> None:
     figure = confusion_figure(labels, matrix, "tiny")
     assert [list(row) for row in figure.data[0].z] == matrix
     assert confusion({"labels": ["a", "b"], "metrics": {}}) == ([], [])
+
+
+def test_latency_is_measured_with_the_served_file(tiny_model_dir: Path) -> None:
+    from facemask.classify import MaskClassifier
+
+    classifier = MaskClassifier(tiny_model_dir)
+    latency = measure_latency_ms(classifier, runs=5, warmup=1)
+    assert classifier.runtime == "tflite"
+    assert 0.0 < latency < 2000.0
