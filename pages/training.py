@@ -372,12 +372,16 @@ def compare_section(store: RunStore) -> None:
         help="Classifies one face crop 20 times with each model's served file; median ms.",
     ):
         measured = st.session_state.setdefault(_LATENCY_KEY, {})
+        failed = False
         with st.spinner("Measuring..."):
             for row in missing:
                 try:
                     measured[row["dir"]] = measure_latency_ms(MaskClassifier(row["dir"]))
                 except FacemaskError as exc:
                     ui.show_error(exc)
+                    failed = True
+        if not failed:
+            st.rerun()  # redraw the table and charts with the numbers, without the button
         rows = [_with_measured_latency(r) for r in rows]
     if any(r.get("latency_measured_here") for r in rows):
         st.caption("Latency marked * was measured here, now, under this machine's current load.")

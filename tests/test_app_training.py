@@ -257,6 +257,7 @@ def test_comparison_curves_and_exports(folders, tiny_model_dir: Path) -> None:
     latency = list(at.dataframe[0].value["CPU latency / face (ms)"])
     assert latency[0] == "—" and latency[1].endswith(" *") and float(latency[1][:-2]) > 0
     assert "Latency marked * was measured here" in at.caption.values[0]
+    assert not [b for b in at.button if b.key == "measure_latency"]  # nothing left to measure
 
     assert at.selectbox(key="export_model").options == ["tiny"]  # vgg16-demo has no model file
     downloads = [b.label for b in at.get("download_button")]
