@@ -1,0 +1,108 @@
+"""A model's card.json rendered as a human-readable MODEL_CARD.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "n/a"
+
+
+def _mb(n: Any) -> str:
+    return f"{n / 1e6:.1f} MB" if isinstance(n, (int, float)) else "n/a"
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """MODEL_CARD.md text for a card (DESIGN.md model-directory contract)."""
+    metrics = card.get("metrics", {})
+    test, small, val = (metrics.get(k, {}) for k in ("test", "test_small_faces", "val"))
+    labels = card.get("labels", [])
+    training = card.get("training", {})
+    dataset = card.get("dataset", {})
+    lines = [
+        f"# Model card: {card.get('name')}",
+        "",
+        f"- Architecture: {card.get('architecture')} + global average pooling + dropout + "
+        f"softmax over {len(labels)} labels ({', '.join(labels)}), "
+        f"input {card.get('input_size')} px RGB in [0, 255] (preprocessing inside the model).",
+        f"- Weights: {card.get('weights_note', card.get('weights'))}.",
+        f"- Parameters: {card.get('parameters', {}).get('total', 0):,}.",
+        f"- Served file: `{card.get('serving', {}).get('file')}` "
+        f"({card.get('serving', {}).get('reason', '')}).",
+        f"- Trained: {card.get('date')} with `{card.get('command')}`.",
+        "",
+        "## Data",
+        f"- {dataset.get('name')}: {dataset.get('provenance')}.",
+        f"- {dataset.get('images')} images; faces found by the inference detector in "
+        f"{dataset.get('face_found')} ({dataset.get('found_after_padding')} after padding the "
+        f"photo); {dataset.get('no_face_used_whole')} used whole; "
+        f"{dataset.get('skipped')} files skipped.",
+        "- Split (near-duplicates grouped by perceptual hash, never across splits): "
+        + "; ".join(f"{k} {sum(v.values())}" for k, v in dataset.get("splits", {}).items())
+        + ".",
+        "",
+        "## Accuracy",
+        "| split | images | accuracy | macro F1 | ROC AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in (("validation", val), ("test", test), ("test, degraded to small faces", small)):
+        if m:
+            lines.append(
+                f"| {name} | {m.get('n')} | {_pct(m.get('accuracy'))} | "
+                f"{m.get('macro_f1')} | {m.get('roc_auc')} |"
+            )
+    if small.get("accuracy_by_side_px"):
+        sides = ", ".join(f"{s} px: {_pct(a)}" for s, a in small["accuracy_by_side_px"].items())
+        lines += ["", f"Small faces (test crops shrunk to N px and scaled back): {sides}."]
+    if test.get("per_class"):
+        lines += [
+            "",
+            "| class (test) | precision | recall | F1 | support |",
+            "|---|---|---|---|---|",
+        ]
+        for label in labels:
+            c = test["per_class"][label]
+            lines.append(
+                f"| {label} | {c['precision']} | {c['recall']} | {c['f1']} | {c['support']} |"
+            )
+        lines += [
+            "",
+            "Confusion (rows true, columns predicted): "
+            + "; ".join(
+                f"{label}: {row}" for label, row in zip(labels, test["confusion"], strict=False)
+            ),
+        ]
+    exports = card.get("exports", {})
+    if exports:
+        lines += [
+            "",
+            "## Exports (checked against Keras on real face crops)",
+            "| variant | size | label agreement | max abs prob diff | ms / crop |",
+            "|---|---|---|---|---|",
+        ]
+        for name, e in exports.items():
+            if isinstance(e, dict) and "skipped" not in e:
+                lines.append(
+                    f"| {name} | {_mb(e.get('bytes'))} | {e.get('agreement')}% | "
+                    f"{e.get('max_abs_diff')} | {e.get('ms_per_crop', 'n/a')} |"
+                )
+            elif isinstance(e, dict):
+                lines.append(f"| {name} | skipped: {e['skipped']} | | | |")
+    if card.get("latency_ms"):
+        lines += ["", "## Latency", ""]
+        lines += [f"- {k}: {v}" for k, v in card["latency_ms"].items()]
+    if training:
+        lines += [
+            "",
+            "## Training",
+            f"- Phases: {training.get('epochs_head')} epochs head (base frozen, lr "
+            f"{training.get('learning_rates', {}).get('head')}), {training.get('epochs_fine')} "
+            f"epochs fine-tuning the top {training.get('fine_tune_layers')} layers (lr "
+            f"{training.get('learning_rates', {}).get('fine')}); early stopping on val loss.",
+            f"- Wall time {training.get('wall_time_s')} s on {training.get('machine')}; "
+            f"images/s by phase: {training.get('images_per_s_by_phase')}.",
+        ]
+    if card.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in card["notes"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,59 @@
+"""Publish a finished run as a shipped model: copy it to models/<name>/ and write MODEL_CARD.md.
+
+    .venv/bin/python tools/publish_model.py RUN_DIR NAME [--only FILE ...] [--note TEXT ...]
+
+--only keeps just the named files (plus card.json and the run's records), for models too large
+to commit whole; the card says which files were left out and how to rebuild them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from facemask.card import card_markdown  # noqa: E402
+from facemask.runs import safe_name  # noqa: E402
+
+RECORDS = ("card.json", "config.json", "history.csv", "metrics.json", "data_report.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--only", nargs="*", help="model files to keep (default: all)")
+    parser.add_argument("--note", action="append", default=[], help="a line for the card's notes")
+    args = parser.parse_args()
+
+    target = REPO / "models" / safe_name(args.name)
+    if target.exists():
+        shutil.rmtree(target)
+    if args.only is None:
+        shutil.copytree(args.run_dir, target, ignore=shutil.ignore_patterns("*.pid", "train.log"))
+    else:
+        target.mkdir(parents=True)
+        for name in [*RECORDS, *args.only]:
+            src = args.run_dir / name
+            if src.is_dir():
+                shutil.copytree(src, target / name)
+            elif src.is_file():
+                shutil.copy2(src, target / name)
+    card = json.loads((target / "card.json").read_text())
+    card["name"] = args.name
+    card["files_committed"] = sorted(p.name for p in target.iterdir())
+    card["notes"] = [*card.get("notes", []), *args.note]
+    (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (target / "MODEL_CARD.md").write_text(card_markdown(card))
+    print(target)
+
+
+if __name__ == "__main__":
+    main()
