@@ -65,7 +65,9 @@ class MaskClassifier:
         served = tflite_file or self.card.get("serving", {}).get("file", TFLITE_FILE)
         tflite_path = self.model_dir / served
         if runtime == "auto":
-            runtime = "tflite" if tflite_path.is_file() else "keras"
+            runtime = (
+                "tflite" if tflite_path.suffix == ".tflite" and tflite_path.is_file() else "keras"
+            )
         if runtime == "tflite":
             self._load_tflite(tflite_path, threads)
         elif runtime == "keras":

@@ -53,9 +53,8 @@ def load_image(
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
             if width * height > max_pixels:
-                raise ImageError(
-                    f"{label} is {width}x{height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels."
-                )
+                limit = f"{max_pixels / 1e6:.0f} megapixels"
+                raise ImageError(f"{label} is {width}x{height} pixels; the limit is {limit}.")
             img.load()
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA") or "transparency" in img.info:
@@ -67,8 +66,11 @@ def load_image(
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{label} has too many pixels to be decoded safely.") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{label} is not a readable image (JPEG, PNG or WebP): {exc}.") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{label} is not a readable image (JPEG, PNG or WebP).") from exc
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        reason = str(exc).split(" (")[0].rstrip(".").lower() or "corrupt data"
+        raise ImageError(f"{label} is not a readable image (JPEG, PNG or WebP): {reason}.") from exc
     if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ImageError(f"{label} has no pixels.")
     return np.ascontiguousarray(rgb)
