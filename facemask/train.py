@@ -179,7 +179,14 @@ def train(
         log("  exporting to TFLite (float, int8) and TF.js, checked against Keras")
         from facemask.export import export_all
 
-        export_all(run_dir, x["test"][:200], tfjs=config.export_tfjs)
+        exports = export_all(run_dir, x["test"][:200], tfjs=config.export_tfjs)
+        card = read_json(run_dir / CARD_FILE)
+        card["latency_ms"] = {  # one face crop, measured while exporting (load-dependent)
+            e["file"]: e["ms_per_crop"]
+            for e in exports.values()
+            if isinstance(e, dict) and "ms_per_crop" in e and "file" in e
+        }
+        write_json(run_dir / CARD_FILE, card)
         for leftover in (CHECKPOINT_FILE, BEST_FILE):
             (run_dir / leftover).unlink(missing_ok=True)
         final = store.finalize(run_id)
