@@ -331,9 +331,10 @@ class _Progress(keras.callbacks.Callback):
             "epoch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs, logs=logs,
             seconds=round(seconds, 2), images_per_s=round(rate, 1),
         )  # fmt: skip
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, float))
         fitter.log(
-            f"  {self.phase} epoch {epoch + 1}/{self.epochs}: {seconds:.1f} s, {rate:.0f} images/s, "
-            + ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, float))
+            f"  {self.phase} epoch {epoch + 1}/{self.epochs}: {seconds:.1f} s, "
+            f"{rate:.0f} images/s, {scores}"
         )
 
     @property
