@@ -5,9 +5,11 @@ with Keras on real face crops, and peak RSS of each runtime in its own process.
     .venv/bin/python bench/classifier_latency.py [--sizes 128 160 224] [--runs 200]
 
 Model: MobileNetV2 alpha 1.0 with ImageNet weights (../shared/weights) and an untrained 2-way
-head; the head does not change the cost. TFLite is timed through MaskClassifier.predict (the
-path the app serves); every runtime runs in a fresh subprocess, so its peak RSS
-(resource.getrusage) is its own. Not a test: numbers depend on the machine and its load.
+head; the head does not change the cost, but it makes "agree %" (int8 vs Keras labels on the
+crops) only a rough proxy: export_all measures it on the trained model. TFLite is timed through
+MaskClassifier.predict (the path the app serves). Every runtime runs in a fresh subprocess, so
+its peak RSS (VmHWM, else resource.getrusage) is its own; timings run --repeat times,
+interleaved, keeping the lowest median. Not a test: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ LABELS = ["with_mask", "without_mask"]
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS. Linux carries ru_maxrss across fork+exec (a worker spawned by
+    a 3 GB parent reports 3 GB), so VmHWM, which exec resets, comes first."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
@@ -112,18 +122,35 @@ def bench_size(size: int, args: argparse.Namespace, folder: Path) -> list[dict]:
     model.save(keras_file)
     (folder / "card.json").write_text(json.dumps({"labels": LABELS, "input_size": size}))
 
-    base = run_worker("keras", keras_file, crops_file, args.keras_runs)
+    paths = {}
+    for variant, quantize in (("tflite float", False), ("tflite int8", True)):
+        paths[variant] = folder / f"model{size}_{'int8' if quantize else 'float'}.tflite"
+        export_tflite(model, paths[variant], crops if quantize else None, quantize=quantize)
+
+    # The CPU is shared: run every timing `repeat` times, interleaved, and keep the least
+    # disturbed (lowest) median of each.
+    best: dict[tuple[str, int], dict] = {}
+    for _ in range(args.repeat):
+        jobs = [("keras predict (baseline)", "keras", keras_file, 1, args.keras_runs)]
+        jobs += [(v, "tflite", p, t, args.runs) for v, p in paths.items() for t in (1, 2)]
+        for variant, kind, path, threads, runs in jobs:
+            result = run_worker(kind, path, crops_file, runs, threads)
+            key = (variant, threads)
+            if key not in best or result["median_ms"] < best[key]["median_ms"]:
+                best[key] = {
+                    **result,
+                    "rss_mb": max(result["rss_mb"], best.get(key, result)["rss_mb"]),
+                }
+
+    base = best[("keras predict (baseline)", 1)]
     rows = [
         {"size": size, "variant": "keras predict (baseline)", "bytes": keras_file.stat().st_size,
          "ms1": base["median_ms"], "ms2": None, "rss": base["rss_mb"], "agree": None,
          "diff": None},
     ]  # fmt: skip
-    for variant, quantize in (("tflite float", False), ("tflite int8", True)):
-        path = folder / f"model{size}_{'int8' if quantize else 'float'}.tflite"
-        export_tflite(model, path, crops if quantize else None, quantize=quantize)
+    for variant, path in paths.items():
         check = verify_tflite(model, path, crops, LABELS, num_threads=1)
-        one = run_worker("tflite", path, crops_file, args.runs, threads=1)
-        two = run_worker("tflite", path, crops_file, args.runs, threads=2)
+        one, two = best[(variant, 1)], best[(variant, 2)]
         rows.append(
             {"size": size, "variant": variant, "bytes": path.stat().st_size,
              "ms1": one["median_ms"], "ms2": two["median_ms"],
@@ -139,6 +166,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="timed TFLite calls (default 200)")
     parser.add_argument("--keras-runs", type=int, default=30, help="timed Keras calls (30)")
     parser.add_argument("--crops", type=int, default=100, help="real face crops (default 100)")
+    parser.add_argument("--repeat", type=int, default=3, help="timing rounds, best kept (3)")
     parser.add_argument("--worker", choices=["keras", "tflite"], help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)

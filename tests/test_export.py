@@ -21,6 +21,7 @@ from facemask.export import (
     INT8_MIN_AGREEMENT,
     RUN_TFJS_SCRIPT,
     TFJS_VERIFY_MAX,
+    choose_serving,
     export_all,
     export_tfjs,
     export_tflite,
@@ -160,6 +161,7 @@ def test_quantized_exports_are_measured(exported) -> None:
         check = exports[key]
         assert 0.0 <= check["agreement"] <= 100.0
         assert check["disagreements"] == round(check["n"] * (100 - check["agreement"]) / 100)
+        assert 0 <= check["near_ties"] <= check["disagreements"]
         assert 0.0 < check["max_abs_diff"] < 1.0  # quantized: not bit-exact, not garbage
         assert sum(check["predicted"].values()) == check["n"]
     assert exports["tflite_int8"]["input"] == "uint8"
@@ -185,6 +187,19 @@ def test_serving_choice_follows_the_int8_rule(exported) -> None:
     assert served["n"] == len(crops)
     assert round(agreement, 3) == served["agreement"]
     assert np.abs(probs - reference).max() == pytest.approx(served["max_abs_diff"], abs=1e-6)
+
+
+@pytest.mark.parametrize("agreement, served", [(99.0, "model_int8.tflite"), (98.9, "model.tflite")])
+def test_serving_rule_threshold(agreement: float, served: str) -> None:
+    measured = {"n": 1000, "max_abs_diff": 0.2, "ms_per_crop": 1.0, "near_ties": 0}
+    exports = {
+        "tflite": {**measured, "file": "model.tflite", "agreement": 100.0, "disagreements": 0},
+        "tflite_int8": {**measured, "file": "model_int8.tflite", "agreement": agreement,
+                        "disagreements": round(10 * (100 - agreement))},
+    }  # fmt: skip
+    serving = choose_serving(exports)
+    assert serving["file"] == served and serving["runtime"] == "tflite"
+    assert f"{agreement:g}% of 1000 face crops" in serving["reason"]
 
 
 def test_export_without_tfjs_leaves_no_tfjs(tiny_model_dir: Path) -> None:
