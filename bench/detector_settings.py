@@ -47,6 +47,12 @@ SWEEP: dict[str, DetectorSettings] = {
     ),
     "full t3+close": DetectorSettings(model="full", min_face=12, tiles=3, close_up_pass=True),
     "short t2": DetectorSettings(model="short", min_face=12, tiles=2),
+    "short t3 s0.4": DetectorSettings(model="short", min_score=0.4, min_face=12, tiles=3),
+    "short t3": DetectorSettings(model="short", min_face=12, tiles=3),
+    "short t3 s0.6": DetectorSettings(model="short", min_score=0.6, min_face=12, tiles=3),
+    "short t3 ov0.25": DetectorSettings(model="short", min_face=12, tiles=3, tile_overlap=0.25),
+    "short t4": DetectorSettings(model="short", min_face=12, tiles=4),
+    "short t4 s0.6": DetectorSettings(model="short", min_score=0.6, min_face=12, tiles=4),
     "WEBCAM": WEBCAM,
     "PHOTO": PHOTO,
 }
@@ -95,6 +101,32 @@ def median_ms(detector: FaceDetector, frame: np.ndarray, runs: int = 60) -> floa
     return 1000 * float(np.median(times))
 
 
+def latency_table(
+    names: list[str], images: list[np.ndarray], frame: np.ndarray, rounds: int
+) -> None:
+    """Median ms per call, the settings taking turns image by image so that load hits all alike."""
+    detectors = {name: FaceDetector(SWEEP[name]) for name in names}
+    photos: dict[str, list[float]] = {name: [] for name in names}
+    frames: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds + 1):
+        for image in images:
+            for name, detector in detectors.items():
+                for target, times in ((image, photos[name]), (frame, frames[name])):
+                    start = time.perf_counter()
+                    detector.detect(target)
+                    if round_:  # the first round warms up
+                        times.append(time.perf_counter() - start)
+    print(f"| setting | median ms/img ({len(images)} scene photos) | median ms 640x480 |")
+    print("|---|---|---|")
+    for name in names:
+        print(
+            f"| {name} | {1000 * np.median(photos[name]):.1f} "
+            f"| {1000 * np.median(frames[name]):.2f} |"
+        )
+    for detector in detectors.values():
+        detector.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -103,12 +135,25 @@ def main() -> int:
     parser.add_argument("--scenes", type=Path, default=DEFAULT_SCENES, help="scenes folder")
     parser.add_argument("--limit", type=int, default=0, help="first N images only (0: all)")
     parser.add_argument("--only", nargs="*", default=None, help="setting names to run")
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only time the settings, taking turns, on the first N photos (3 rounds)",
+    )
     args = parser.parse_args()
+    names = args.only or list(SWEEP)
+    frame = webcam_frame()
+    if args.latency:
+        images = [s.load() for s in load_scenes(args.scenes)[: args.latency]]
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+        latency_table(names, images, frame, rounds=3)
+        print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+        return 0
 
     scenes: list[Scene] = load_scenes(args.scenes)[: args.limit or None]
     cached = [CachedScene(s.faces, s.load()) for s in scenes]
-    frame = webcam_frame()
-    names = args.only or list(SWEEP)
     print(f"{len(cached)} images from {args.scenes}; load average {os.getloadavg()[0]:.1f}\n")
     print(
         "| setting | recall@.5 | precision@.5 | recall@.3 | precision@.3 "

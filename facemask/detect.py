@@ -45,6 +45,7 @@ class DetectorSettings:
     min_face: int = 20  # drop faces whose shorter box side is below this many px
     tiles: int = 0  # 0: whole image only; n: also n overlapping square tiles across the short side
     tile_overlap: float = 0.5  # fraction of a tile shared with its neighbour
+    min_tile: int = 0  # fewer tiles on small images, so that no tile side is below this many px
     nms_iou: float = 0.3  # boxes overlapping more than this are one face (also mediapipe's NMS)
     close_up_pass: bool = False  # model "full": also run "short" on the whole image (big faces)
 
@@ -53,8 +54,8 @@ class DetectorSettings:
             raise ValueError(f"model must be one of {sorted(MODEL_FILES)}, not {self.model!r}.")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"min_score must be in [0, 1], not {self.min_score}.")
-        if self.min_face < 0 or self.tiles < 0:
-            raise ValueError("min_face and tiles must not be negative.")
+        if min(self.min_face, self.tiles, self.min_tile) < 0:
+            raise ValueError("min_face, tiles and min_tile must not be negative.")
         if not 0.0 <= self.tile_overlap < 1.0:
             raise ValueError(f"tile_overlap must be in [0, 1), not {self.tile_overlap}.")
         if not 0.0 < self.nms_iou <= 1.0:
@@ -63,8 +64,8 @@ class DetectorSettings:
 
 WEBCAM = DetectorSettings(model="short", min_score=0.5, min_face=20)
 """Live 640x480 frames: one short-range pass, about 1.5-2 ms (docs/detection.md)."""
-PHOTO = DetectorSettings(model="full", min_score=0.5, min_face=12, tiles=2, tile_overlap=0.5)
-"""Uploaded photos: full-range model on the whole image plus tiles; chosen in docs/detection.md."""
+PHOTO = DetectorSettings(model="short", min_score=0.6, min_face=16, tiles=4, min_tile=128)
+"""Uploaded photos: short-range on the whole image plus 4 tiles across; see docs/detection.md."""
 
 
 @functools.cache
@@ -120,19 +121,20 @@ class FaceDetector:
         height, width = image.shape[:2]
         if height == 0 or width == 0:
             return []
+        settings = self.settings
         whole = (0, 0, width, height)
-        passes = [(self.settings.model, whole)]
-        if self.settings.tiles:
-            tiles = tile_windows(width, height, self.settings.tiles, self.settings.tile_overlap)
-            passes += [(self.settings.model, window) for window in tiles]
-        if self.settings.close_up_pass and self.settings.model != "short":
+        tiles = tile_windows(
+            width, height, settings.tiles, settings.tile_overlap, settings.min_tile
+        )
+        passes = [(settings.model, whole)] + [(settings.model, w) for w in tiles if w != whole]
+        if settings.close_up_pass and settings.model != "short":
             passes.append(("short", whole))
         faces: list[Face] = []
         with self._lock:
             for model, window in passes:
                 faces += self._detect_window(self._detectors[model], image, window)
-        faces = _suppress(faces, self.settings.nms_iou) if len(passes) > 1 else faces
-        faces = [f for f in faces if _short_side(f.box) >= self.settings.min_face]
+        faces = _suppress(faces, settings.nms_iou) if len(passes) > 1 else faces
+        faces = [f for f in faces if _short_side(f.box) >= settings.min_face]
         return sorted(faces, key=lambda f: f.score, reverse=True)
 
     def _detect_window(
@@ -183,11 +185,19 @@ def _close_quietly(detectors: list[Any]) -> None:
 
 
 def tile_windows(
-    width: int, height: int, tiles: int, overlap: float
+    width: int, height: int, tiles: int, overlap: float, min_tile: int = 0
 ) -> list[tuple[int, int, int, int]]:
-    """Square windows (x0, y0, x1, y1), `tiles` across the short side, evenly spread."""
+    """Square windows (x0, y0, x1, y1), `tiles` across the short side, evenly spread.
+
+    Fewer across when tiles would be smaller than `min_tile` px; none if even one would be.
+    """
     short = min(width, height)
-    side = min(short, math.ceil(short / (tiles - (tiles - 1) * overlap)))
+    for across in range(tiles, 0, -1):
+        side = min(short, math.ceil(short / (across - (across - 1) * overlap)))
+        if side >= min_tile:
+            break
+    else:
+        return []
     stride = side * (1.0 - overlap)
 
     def starts(length: int) -> list[int]:

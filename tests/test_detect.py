@@ -39,6 +39,7 @@ FACES: dict[str, tuple[int, int, int, int]] = {
     "without_mask_00599.jpg": (45, 80, 138, 178),
 }
 FULL = DetectorSettings(model="full")
+FULL_TILED = DetectorSettings(model="full", tiles=2, close_up_pass=True)
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -55,6 +56,7 @@ def detectors() -> dict[str, FaceDetector]:
         "webcam": FaceDetector(WEBCAM),
         "full": FaceDetector(FULL),
         "photo": FaceDetector(PHOTO),
+        "full-tiled": FaceDetector(FULL_TILED),
     }
     yield built
     for detector in built.values():
@@ -72,7 +74,7 @@ def check_faces(faces: list[Face], width: int, height: int) -> None:
         assert 0.0 <= face.score <= 1.0
 
 
-@pytest.mark.parametrize("preset", ["webcam", "full", "photo"])
+@pytest.mark.parametrize("preset", ["webcam", "full", "photo", "full-tiled"])
 @pytest.mark.parametrize("name", sorted(FACES))
 def test_finds_the_known_face(detectors, preset: str, name: str) -> None:
     rgb = photo(name)
@@ -138,7 +140,7 @@ def three_face_strip() -> tuple[np.ndarray, list[tuple[float, ...]]]:
     return np.concatenate(parts, axis=1), boxes
 
 
-@pytest.mark.parametrize("preset", ["webcam", "full", "photo"])
+@pytest.mark.parametrize("preset", ["webcam", "full", "photo", "full-tiled"])
 def test_several_faces(detectors, preset: str) -> None:
     strip, expected = three_face_strip()
     faces = detectors[preset].detect(strip)
@@ -219,7 +221,7 @@ def test_thread_safe(detectors) -> None:
 
 
 @pytest.mark.parametrize("size", [(640, 480), (1024, 576), (333, 500), (256, 256)])
-@pytest.mark.parametrize("tiles", [2, 3])
+@pytest.mark.parametrize("tiles", [1, 2, 3])
 def test_tiles_are_squares_covering_the_image(size: tuple[int, int], tiles: int) -> None:
     width, height = size
     covered = np.zeros((height, width), bool)
@@ -233,9 +235,17 @@ def test_tiles_are_squares_covering_the_image(size: tuple[int, int], tiles: int)
     assert len(across_short) == tiles
 
 
+def test_min_tile_means_fewer_tiles_on_small_images() -> None:
+    assert tile_windows(640, 480, 0, 0.5) == []
+    assert len(tile_windows(1024, 576, 4, 0.5, min_tile=128)) == 4 * 8  # 231 px tiles
+    small = tile_windows(180, 270, 4, 0.5, min_tile=128)  # 4 across would be 72 px
+    assert small and min(x1 - x0 for x0, _, x1, _ in small) >= 128
+    assert tile_windows(100, 150, 4, 0.5, min_tile=128) == []
+
+
 def test_presets() -> None:
     assert WEBCAM.model == "short" and WEBCAM.tiles == 0 and not WEBCAM.close_up_pass
-    assert PHOTO.model == "full"
+    assert PHOTO.tiles > 0 and PHOTO.min_score >= 0.5
 
 
 def test_import_is_light() -> None:
