@@ -197,6 +197,7 @@ class LiveProcessor:
             "failed": stats.failed,
             "time": time.time(),
             "counts": dict(last[0].counts) if last else {},
+            "size": list(self._last_rgb.shape[1::-1]) if self._last_rgb is not None else None,
         }
         path = self._status_file
         assert path is not None

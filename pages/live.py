@@ -13,7 +13,7 @@ from facemask.pipeline import LABEL_TEXT
 
 WEBRTC_KEY = "live_webcam"
 PROCESSOR_KEY = "live_processor"
-CHART_REFRESH_S = 1.0
+CHART_REFRESH_S = 2.0
 TRANSLATIONS = {
     "device_ask_permission": "Allow this site to use your camera when the browser asks.",
     "device_access_denied": (
@@ -26,6 +26,11 @@ TRANSLATIONS = {
         "https (browsers only allow cameras on secure pages)."
     ),
 }
+CAMERA_HELP = (
+    "Does Start end in *NotAllowedError: Permission denied*? The browser blocked the camera: "
+    "allow it for this site (the camera icon in the address bar) and press Start again. "
+    "Browsers offer a camera only on https pages and on localhost."
+)
 
 webrtc_fixes.fix_stale_state_reset()
 webrtc_fixes.apply_loopback_mode()
@@ -65,6 +70,8 @@ with video_column:
         translations=TRANSLATIONS,
     )
     st.caption(f"Model: **{model_name}** · detector score ≥ {chosen.min_score:.2f}")
+    if not streamer.state.playing:
+        st.caption(CAMERA_HELP)
 
 
 def faces_chart() -> None:
