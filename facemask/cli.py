@@ -28,8 +28,8 @@ def _pipeline(model: str, detector: str, runtime: str = "auto"):
     from facemask.detect import PHOTO, WEBCAM, FaceDetector
     from facemask.pipeline import Pipeline
 
-    settings = WEBCAM if detector == "webcam" else PHOTO
-    return Pipeline(FaceDetector(settings), MaskClassifier(_model_dir(model), runtime=runtime))
+    classifier = MaskClassifier(_model_dir(model), runtime=runtime)  # a bad name fails first
+    return Pipeline(FaceDetector(WEBCAM if detector == "webcam" else PHOTO), classifier)
 
 
 def _progress_bar(desc: str, total: int | None = None):
