@@ -1,0 +1,395 @@
+"""The dashboard in a real headless Chromium: the live webcam page end to end, then every page.
+
+A fake camera plays a real face photo (a .y4m written here); the app runs `streamlit run app.py`
+on a free port with a tiny real model and serves WebRTC over 127.0.0.1 only
+(FACEMASK_WEBRTC_LOOPBACK_ONLY). The server proves it processed frames and found the face by
+writing FACEMASK_TEST_STATUS_FILE. Screenshots go to test-output/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facemask.images import load_image
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
+CAMERA_PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg")
+"""Two people from tests/data/faces, side by side in front of the fake camera."""
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
+WEBRTC_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
+FRAME_SIZE = (640, 480)
+
+# Chromium honours only its last --disable-features switch: Playwright's own list (1.56,
+# chromiumSwitches.js) plus WebRtcHideLocalIpsWithMdns, so ICE offers 127.0.0.1 itself and
+# opens no mDNS socket.
+DISABLED_FEATURES = (
+    "AcceptCHFrame,AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,"
+    "DialMediaRouteProvider,GlobalMediaControls,HttpsUpgrades,LensOverlay,MediaRouter,"
+    "PaintHolding,ThirdPartyStoragePartitioning,Translate,AutoDeElevate,RenderDocument,"
+    "WebRtcHideLocalIpsWithMdns"
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    f"--disable-features={DISABLED_FEATURES}",
+]
+
+
+def _chromium() -> str:
+    for path in CHROMIUM_CANDIDATES:
+        if os.access(path, os.X_OK):
+            return path
+    message = "Debian's chromium is not installed (scripts/install-browser.sh installs it)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + "; CI must run the browser test.")
+    pytest.skip(message + ".")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(what: str, check: Callable[[], object], timeout: float, poll: float = 0.25):
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def _read_status(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def camera_picture(photos: list[np.ndarray]) -> np.ndarray:
+    """A 640x480 RGB picture with the photos side by side on gray, like people at a webcam."""
+    width, height = FRAME_SIZE
+    canvas = np.full((height, width, 3), 110, dtype=np.uint8)
+    slot = width // len(photos)
+    for i, rgb in enumerate(photos):
+        scale = min(0.9 * height / rgb.shape[0], 0.9 * slot / rgb.shape[1])
+        size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+        face = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        y, x = (height - face.shape[0]) // 2, i * slot + (slot - face.shape[1]) // 2
+        canvas[y : y + face.shape[0], x : x + face.shape[1]] = face
+    return canvas
+
+
+def write_y4m(path: Path, rgb: np.ndarray, frames: int = 30) -> None:
+    """A YUV4MPEG2 clip of one 640x480 picture for Chromium's fake camera (no ffmpeg needed)."""
+    height, width = rgb.shape[:2]
+    i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes()
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            out.write(b"FRAME\n" + i420)
+
+
+@pytest.fixture(scope="module")
+def app_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, Path, Path]]:
+    """`streamlit run app.py` on a free port; yields (base URL, status file, server log).
+
+    It serves a copy of the shipped default model when the repository has it (what users run,
+    and what the screenshots should show), else the tests' tiny model.
+    """
+    _chromium()  # skip or fail before starting anything
+    tmp_path = tmp_path_factory.mktemp("app")
+    models = tmp_path / "models"
+    model_dir = SHIPPED_MODEL
+    if not (model_dir / "card.json").is_file():
+        model_dir = request.getfixturevalue("tiny_model_dir")
+    shutil.copytree(model_dir, models / model_dir.name)
+    status = tmp_path / "live-status.json"
+    log_path = tmp_path / "streamlit.log"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FACEMASK_MODELS_DIR": str(models),
+        "FACEMASK_RUNS_DIR": str(tmp_path / "runs"),
+        "FACEMASK_WEBRTC_LOOPBACK_ONLY": "1",
+        "FACEMASK_TEST_STATUS_FILE": str(status),
+        "FACEMASK_ICE_SERVERS": "",
+        "FACEMASK_ICE_SERVERS_FILE": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"streamlit exited early:\n{_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        _wait_for("the Streamlit server's health check", healthy, timeout=90, poll=0.5)
+        yield base, status, log_path
+    finally:
+        print(f"--- streamlit log (last lines) ---\n{_tail(log_path, 80)}")  # shown on failure
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"
+
+
+@pytest.fixture()
+def launch_browser(tmp_path: Path):
+    """Start headless Chromium: `launch(clip)` gives a page whose camera plays that y4m clip;
+    `launch(None)` a page whose camera permission is refused."""
+    chromium = _chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    home = tmp_path / "browser-home"
+    for sub in ("config", "cache", "data"):
+        (home / sub).mkdir(parents=True)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "XDG_DATA_HOME": str(home / "data"),
+    }
+    contexts = []
+    with sync_api.sync_playwright() as playwright:
+
+        def launch(clip: Path | None):
+            args = [*CHROMIUM_ARGS]
+            if clip is None:  # no auto-accepting permission prompt: headless Chromium refuses
+                args.remove("--use-fake-ui-for-media-stream")
+            else:
+                args.append(f"--use-file-for-fake-video-capture={clip}")
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path / f"profile-{len(contexts)}"),
+                executable_path=chromium,
+                headless=True,
+                args=args,
+                env=env,
+                viewport={"width": 1400, "height": 900},
+            )
+            contexts.append(context)
+            context.set_default_timeout(60_000)
+            return context.pages[0] if context.pages else context.new_page()
+
+        try:
+            yield launch
+        finally:
+            for context in contexts:
+                context.close()
+
+
+@pytest.fixture()
+def camera_clip(tmp_path: Path, face_images: list[Path]) -> Path:
+    """The fake camera's clip: two people from tests/data/faces, one with a mask."""
+    clip = tmp_path / "faces.y4m"
+    by_name = {p.name: p for p in face_images}
+    write_y4m(clip, camera_picture([load_image(by_name[name]) for name in CAMERA_PHOTOS]))
+    return clip
+
+
+def _video_state(frame) -> dict:
+    return frame.locator("video").evaluate(
+        "v => ({width: v.videoWidth, height: v.videoHeight, ready: v.readyState,"
+        " paused: v.paused, time: v.currentTime})"
+    )
+
+
+def _wait_until_idle(page) -> None:
+    """Wait until Streamlit finished the script run and every element has drawn itself."""
+    page.wait_for_timeout(500)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=90_000)
+    skeletons = page.locator('[data-testid="stSkeleton"]')
+    _wait_for("the page's elements to load", lambda: skeletons.count() == 0, timeout=60)
+
+
+def _screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _no_exceptions(page, name: str) -> None:
+    shown = page.locator('[data-testid="stException"]')
+    assert shown.count() == 0, f"the {name} page shows a traceback: {shown.first.inner_text()}"
+
+
+def _start_and_wait_for_faces(webrtc, status_file: Path, log_path: Path, frames: int) -> dict:
+    """Press Start; wait until the server processed `frames` more frames and saw a face."""
+    before = _read_status(status_file).get("processed", 0)
+    webrtc.get_by_role("button", name="Start").click()
+
+    def faces_seen() -> dict | None:
+        status = _read_status(status_file)
+        enough = status.get("processed", 0) >= before + frames
+        return status if enough and sum(status.get("counts", {}).values()) >= 1 else None
+
+    try:
+        return _wait_for(f"{frames} processed frames showing a face", faces_seen, timeout=120)
+    except AssertionError as exc:
+        details = f"status: {_read_status(status_file)}\n{_tail(log_path)}"
+        raise AssertionError(f"{exc}\n{details}") from None
+
+
+def _wait_until_no_frames(status_file: Path, quiet: float, what: str) -> None:
+    """Wait until the server has processed no frame for `quiet` seconds."""
+    _wait_for(
+        f"no new frame for {quiet:.1f} s {what}",
+        lambda: time.time() - _read_status(status_file)["time"] > quiet,
+        timeout=quiet + 45,
+    )
+
+
+def _open_page(page, name: str, heading: str) -> None:
+    page.get_by_role("link", name=name, exact=True).first.click()
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=90_000)
+    _wait_until_idle(page)
+    _no_exceptions(page, name)
+
+
+def test_live_page_streams_annotated_video_then_every_page_renders(
+    app_server, launch_browser, camera_clip
+):
+    base, status_file, log_path = app_server
+    page = launch_browser(camera_clip)
+    page.goto(base, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Live webcam").wait_for(timeout=90_000)
+    webrtc = page.frame_locator(WEBRTC_IFRAME)
+    webrtc.get_by_role("button", name="Start").wait_for(state="visible", timeout=90_000)
+    _no_exceptions(page, "Live")
+
+    # 1. Start: the server receives frames, finds the faces, and the annotated video plays.
+    first = _start_and_wait_for_faces(webrtc, status_file, log_path, frames=5)
+    assert first["failed"] == 0
+    _wait_for(
+        "the annotated video to play",
+        lambda: (lambda v: v["width"] > 0 and v["ready"] >= 2 and not v["paused"])(
+            _video_state(webrtc)
+        ),
+        timeout=30,
+    )
+    shown_at = _video_state(webrtc)["time"]
+    _wait_for(
+        "the video's currentTime to advance",
+        lambda: _video_state(webrtc)["time"] > shown_at + 0.5,
+        timeout=30,
+    )
+    assert webrtc.locator("video").count() == 1
+
+    # The chart column refreshes itself while the video plays. Plotly's 4.7 MB script is parsed
+    # on first use: slow on a busy machine.
+    page.get_by_text("frames processed").wait_for(timeout=60_000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=120_000)
+    page.wait_for_timeout(1000)
+    _screenshot(page, "live")
+
+    # "No new frame" must outlast several of the gaps seen between frames while playing.
+    playing = _read_status(status_file)
+    gap = (playing["time"] - first["time"]) / max(playing["processed"] - first["processed"], 1)
+    quiet = max(3.0, 4 * gap)
+
+    # 2. Leave the page while the video plays: the server stops processing.
+    _open_page(page, "Upload", "Upload photos or a video")
+    _wait_until_no_frames(status_file, quiet, "after leaving the Live page")
+    _screenshot(page, "upload")
+    _open_page(page, "Training", "Training and comparison")
+    _screenshot(page, "training")
+
+    # 3. Come back and start again (the state left behind must not block a new stream),
+    #    then Stop: Start reappears and processing stops.
+    _open_page(page, "Live", "Live webcam")
+    webrtc = page.frame_locator(WEBRTC_IFRAME)
+    _start_and_wait_for_faces(webrtc, status_file, log_path, frames=3)
+    webrtc.get_by_role("button", name="Stop").click()
+    webrtc.get_by_role("button", name="Start").wait_for(state="visible", timeout=60_000)
+    _wait_until_no_frames(status_file, quiet, "after Stop")
+    _no_exceptions(page, "Live")
+
+    for name in ("live", "upload", "training"):
+        image = cv2.imread(str(SCREENSHOTS / f"{name}.png"))
+        assert image is not None and image.shape[1] >= 1000, f"{name}.png was not written"
+
+
+def test_a_refused_camera_gets_an_explanation_and_no_stream(app_server, launch_browser):
+    base, status_file, _ = app_server
+    if status_file.exists():  # a stream of an earlier test may take a moment to wind down
+        _wait_until_no_frames(status_file, 3.0, "before the test")
+    processed = _read_status(status_file).get("processed", 0)
+    page = launch_browser(None)
+    page.goto(base, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Live webcam").wait_for(timeout=90_000)
+    webrtc = page.frame_locator(WEBRTC_IFRAME)
+    webrtc.get_by_role("button", name="Start").click(timeout=90_000)
+
+    webrtc.get_by_text("NotAllowedError").wait_for(timeout=30_000)
+    page.get_by_text("The browser blocked the camera").wait_for()
+    webrtc.get_by_role("button", name="Start").wait_for(state="visible")
+    _no_exceptions(page, "Live")
+    assert _read_status(status_file).get("processed", 0) == processed
