@@ -128,7 +128,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluate_scenes(args: argparse.Namespace) -> int:
     from facemask.detect import PHOTO, WEBCAM, FaceDetector
     from facemask.runs import write_json
-    from facemask.scenes import evaluate_detector, evaluate_scenes, load_scenes
+    from facemask.scenes import (
+        classify_annotated_faces,
+        evaluate_detector,
+        evaluate_scenes,
+        load_scenes,
+    )
 
     scenes = load_scenes(args.scenes)[: args.limit or None]
     settings = WEBCAM if args.detector == "webcam" else PHOTO
@@ -145,6 +150,9 @@ def _evaluate_scenes(args: argparse.Namespace) -> int:
             scenes,
             lambda rgb: [(d.box, d.label, d.confidence) for d in pipeline.process(rgb)],
             pipeline.labels,
+        )
+        result["classifier_on_annotated_faces"] = classify_annotated_faces(
+            scenes, pipeline.classify_boxes, pipeline.labels
         )
     print(json.dumps(result, indent=2))
     if args.output:

@@ -191,12 +191,16 @@ class Pipeline:
         """Crop and classify faces already found in `frame`."""
         if not faces:
             return []
-        crops = crop_faces(frame, [f.box for f in faces], self.classifier.input_size, self.margin)
-        probabilities = self.classifier.predict(crops)
+        probabilities = self.classify_boxes(frame, [f.box for f in faces])
         return [
             _detection(face.box, probs, face.score, self.labels)
             for face, probs in zip(faces, probabilities, strict=True)
         ]
+
+    def classify_boxes(self, frame: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+        """Class probabilities (N, labels) for face boxes in `frame`, cropped as at run time."""
+        crops = crop_faces(frame, boxes, self.classifier.input_size, self.margin)
+        return self.classifier.predict(crops)
 
     def process(self, frame: np.ndarray, tracker: FaceTracker | None = None) -> list[Detection]:
         """Find every face in an RGB uint8 frame and say mask / no mask on each."""

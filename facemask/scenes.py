@@ -296,3 +296,39 @@ def evaluate_scenes(
         "min_face": min_face,
         "iou": iou,
     }
+
+
+def classify_annotated_faces(
+    scenes: Sequence[Scene],
+    classify: Callable[[np.ndarray, Sequence[Box]], np.ndarray],
+    labels: Sequence[str],
+    min_face: int = 24,
+) -> dict[str, Any]:
+    """The classifier alone on the annotated faces (no detector): a check on real faces.
+
+    `classify(rgb, boxes)` returns class probabilities per box (Pipeline.classify_boxes).
+    Faces smaller than `min_face` or of a class the model lacks are left out, and counted.
+    """
+    from facemask.evaluate import classification_metrics
+
+    y_true: list[int] = []
+    probabilities: list[np.ndarray] = []
+    small = other = 0
+    for scene in scenes:
+        boxes, truth = [], []
+        for face in scene.faces:
+            if _short_side(face.box) < min_face:
+                small += 1
+            elif face.label not in labels:
+                other += 1
+            else:
+                boxes.append(face.box)
+                truth.append(labels.index(face.label))
+        if boxes:
+            probabilities.append(classify(scene.load(), boxes))
+            y_true += truth
+    if not y_true:
+        raise DatasetError("No annotated face of the model's classes is large enough to score.")
+    metrics = classification_metrics(y_true, np.concatenate(probabilities), list(labels))
+    metrics["left_out"] = {f"smaller than {min_face} px": small, "other classes": other}
+    return metrics

@@ -1,0 +1,51 @@
+"""The default model the app serves: complete, loadable safely, and right on real faces."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import require_shared
+
+from facemask.classify import MaskClassifier
+from facemask.detect import PHOTO, WEBCAM, FaceDetector
+from facemask.images import load_image
+from facemask.pipeline import Pipeline
+from facemask.scenes import classify_annotated_faces, load_scenes
+
+
+def test_shipped_model_folder_is_complete(shipped_model_dir):
+    for name in ("model.keras", "model.tflite", "model_int8.tflite", "tfjs/model.json",
+                 "card.json", "history.csv", "MODEL_CARD.md"):
+        assert (shipped_model_dir / name).is_file(), name
+    card = json.loads((shipped_model_dir / "card.json").read_text())
+    assert card["labels"] == ["with_mask", "without_mask"]
+    assert card["metrics"]["test"]["accuracy"] >= 0.95
+    assert card["metrics"]["test_small_faces"]["accuracy"] >= 0.9
+    assert (shipped_model_dir / card["serving"]["file"]).is_file()
+
+
+@pytest.fixture(scope="module")
+def runtimes(shipped_model_dir):
+    return MaskClassifier(shipped_model_dir), MaskClassifier(shipped_model_dir, runtime="keras")
+
+
+def test_served_file_and_keras_agree_on_real_face_photos(runtimes, face_images):
+    served, keras_model = runtimes
+    pipeline = Pipeline(FaceDetector(WEBCAM), served)
+    for path in face_images:
+        whole = pipeline.classify_whole(load_image(path))
+        crop = cv2.resize(load_image(path), (served.input_size, served.input_size))[None]
+        assert np.argmax(keras_model.predict(crop)) == np.argmax(served.predict(crop))
+        expected = "without_mask" if path.name.startswith(("without", "astronaut")) else "with_mask"
+        assert whole.label == expected, path.name
+
+
+def test_second_check_on_annotated_scene_faces(runtimes):
+    root = require_shared("datasets", "maskilc-scenes")
+    served, _ = runtimes
+    pipeline = Pipeline(FaceDetector(PHOTO), served)
+    scenes = load_scenes(root)[:80]
+    metrics = classify_annotated_faces(scenes, pipeline.classify_boxes, served.labels)
+    assert metrics["n"] >= 50
+    assert metrics["accuracy"] >= 0.8, metrics
