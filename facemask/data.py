@@ -68,18 +68,8 @@ def find_classes(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def scan_dataset(
-    root: str | os.PathLike,
-    labels: Sequence[str] | None = None,
-    progress: Progress | None = None,
-    limit_per_class: int | None = None,
-) -> DatasetScan:
-    """Check every file of a folder of class folders; unreadable files are skipped and listed.
-
-    Raises DatasetError (before any training starts) when the folder or a class is missing
-    or has no usable image.
-    """
-    root = Path(root)
+def check_classes(root: Path, labels: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The class folders of a dataset folder; DatasetError when it is not one."""
     if not root.is_dir():
         raise DatasetError(f"The dataset folder {root} does not exist.")
     found = find_classes(root)
@@ -92,6 +82,35 @@ def scan_dataset(
     missing = [name for name in labels if name not in found]
     if missing:
         raise DatasetError(f"{root} has no folder for class {', '.join(missing)}.")
+    return labels
+
+
+def class_counts(root: str | os.PathLike) -> dict[str, int]:
+    """Image files per class, by extension only: a quick check before a run is launched."""
+    root = Path(root)
+    counts = {
+        name: sum(1 for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        for name in check_classes(root)
+    }
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:
+        raise DatasetError(f"Class {', '.join(empty)} in {root} has no image files.")
+    return counts
+
+
+def scan_dataset(
+    root: str | os.PathLike,
+    labels: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    limit_per_class: int | None = None,
+) -> DatasetScan:
+    """Check every file of a folder of class folders; unreadable files are skipped and listed.
+
+    Raises DatasetError (before any training starts) when the folder or a class is missing
+    or has no usable image.
+    """
+    root = Path(root)
+    labels = check_classes(root, labels)
     files: list[tuple[Path, int]] = []
     for index, name in enumerate(labels):
         class_files = sorted(p for p in (root / name).rglob("*") if p.is_file())

@@ -27,9 +27,8 @@ from facemask.compare import (
     curves_figure,
     measure_latency_ms,
 )
-from facemask.data import find_classes
+from facemask.data import class_counts
 from facemask.errors import DatasetError, FacemaskError
-from facemask.images import IMAGE_EXTENSIONS
 from facemask.runs import CONFIG_FILE, RunStore, read_json
 
 BACKBONES = {"mobilenetv2": "MobileNetV2", "vgg16": "VGG-16"}
@@ -66,23 +65,7 @@ def check_dataset(folder: Path, roots: list[Path]) -> dict[str, int]:
     """Images per class folder; DatasetError with one sentence when it cannot be trained on."""
     if not any(folder.parent == root for root in roots) or folder.name.startswith("."):
         raise DatasetError(f"{folder} is not inside a dataset folder this app may read.")
-    if not folder.is_dir():
-        raise DatasetError(f"The dataset folder {folder.name} does not exist (any more).")
-    classes = find_classes(folder)
-    if len(classes) < 2:
-        raise DatasetError(
-            f"{folder.name} must hold one folder of images per class, at least two "
-            f"(e.g. with_mask/ and without_mask/); it has {len(classes)}"
-            f"{': ' + ', '.join(classes) if classes else ''}."
-        )
-    counts = {
-        name: sum(1 for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        for name in classes
-    }
-    empty = [name for name, n in counts.items() if n == 0]
-    if empty:
-        raise DatasetError(f"Class folder {', '.join(empty)} in {folder.name} has no images.")
-    return counts
+    return class_counts(folder)
 
 
 def train_args(
