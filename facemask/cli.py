@@ -201,8 +201,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from facemask.classify import read_card
     from facemask.data import extract_crops, resize_crops, scan_dataset, split_dataset
     from facemask.detect import FaceDetector
-    from facemask.export import export_all
-    from facemask.train import TRAINING_DETECTOR
+    from facemask.train import TRAINING_DETECTOR, export_and_record
 
     model_dir = _model_dir(args.model)
     card = read_card(model_dir)
@@ -210,10 +209,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not data or not Path(data).is_dir():
         raise FacemaskError("Export checks the exports on real face crops: give --data DIR.")
     scan = scan_dataset(data, labels=card["labels"])
-    test = split_dataset(scan)["test"][: args.check_images]
+    test = split_dataset(scan, seed=card.get("seed", 0))["test"]
     crops = extract_crops([scan.items[i] for i in test], FaceDetector(TRAINING_DETECTOR))
-    exports = export_all(
-        model_dir, resize_crops(crops.crops, card["input_size"]), tfjs=not args.no_tfjs
+    x_test = resize_crops(crops.crops, card["input_size"])
+    exports = export_and_record(
+        model_dir, x_test, crops.labels, tfjs=not args.no_tfjs, check=args.check_images
     )
     print(json.dumps(exports, indent=2))
     return 0

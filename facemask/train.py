@@ -177,16 +177,7 @@ def train(
 
         events.emit("stage", stage="export", message="Exporting to TFLite and TF.js")
         log("  exporting to TFLite (float, int8) and TF.js, checked against Keras")
-        from facemask.export import export_all
-
-        exports = export_all(run_dir, x["test"][:200], tfjs=config.export_tfjs)
-        card = read_json(run_dir / CARD_FILE)
-        card["latency_ms"] = {  # one face crop, measured while exporting (load-dependent)
-            e["file"]: e["ms_per_crop"]
-            for e in exports.values()
-            if isinstance(e, dict) and "ms_per_crop" in e and "file" in e
-        }
-        write_json(run_dir / CARD_FILE, card)
+        export_and_record(run_dir, x["test"], y["test"], tfjs=config.export_tfjs)
         for leftover in (CHECKPOINT_FILE, BEST_FILE):
             (run_dir / leftover).unlink(missing_ok=True)
         final = store.finalize(run_id)
@@ -342,6 +333,34 @@ class _Progress(keras.callbacks.Callback):
         return float(np.mean(self.rates)) if self.rates else 0.0
 
 
+def export_and_record(
+    model_dir: Path, x_test: np.ndarray, y_test: np.ndarray, tfjs: bool = True, check: int = 200
+) -> dict:
+    """Export a model folder to TFLite and TF.js, checked against Keras on a random (so
+    class-mixed) sample of test crops; then record in its card the per-crop latency of each
+    TFLite file and the test accuracy of the file actually served."""
+    from facemask.classify import MaskClassifier
+    from facemask.export import export_all
+
+    sample = np.random.default_rng(0).permutation(len(x_test))[:check]
+    exports = export_all(model_dir, x_test[sample], tfjs=tfjs)
+    served = MaskClassifier(model_dir)
+    card = read_json(Path(model_dir) / CARD_FILE)
+    labels = card["labels"]
+    card["latency_ms"] = {  # one face crop, measured while exporting (load-dependent)
+        e["file"]: e["ms_per_crop"]
+        for e in exports.values()
+        if isinstance(e, dict) and "ms_per_crop" in e and "file" in e
+    }
+    card["metrics"]["served"] = {
+        "file": served.served_file,
+        "test": classification_metrics(y_test, served.predict(x_test), labels),
+        "test_small_faces": small_face_metrics(served.predict, x_test, y_test, labels),
+    }
+    write_json(Path(model_dir) / CARD_FILE, card)
+    return exports
+
+
 def _round(logs: dict | None) -> dict[str, float]:
     return {k: round(float(v), 5) for k, v in (logs or {}).items() if np.isscalar(v)}
 
@@ -436,6 +455,7 @@ def _card(config, run_id, model, labels, scan, data_report, metrics, fit, starte
             "wall_time_s": round(time.time() - started, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
         },
+        "seed": config.seed,
         "detector_for_crops": asdict(TRAINING_DETECTOR),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": config.command,
