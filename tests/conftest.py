@@ -58,7 +58,7 @@ def face_images() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, mini_dataset: Path) -> Path:
-    """A real, finished run: MobileNetV2 at 96 px, trained for a few epochs on the mini dataset
+    """A real, finished run: MobileNetV2 at 64 px, trained for three epochs on the mini dataset
     (from ImageNet weights when ../shared has them, else from scratch), exported to TFLite.
     Tests must not modify it: copy it first (see `model_copy`)."""
     from facemask.runs import RunStore
@@ -67,8 +67,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, mini_dataset: Path)
     store = RunStore(tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("models"))
     config = TrainConfig(
         data=str(mini_dataset),
-        input_size=96,
-        epochs_head=3,
+        input_size=64,
+        epochs_head=2,
         epochs_fine=1,
         fine_tune_layers=10,
         batch_size=16,
