@@ -249,7 +249,7 @@ def counts_per_second(
 
 
 def counts_figure(series: Mapping[str, list], labels: tuple[str, ...]):
-    """Line chart of faces in view per label over time, in the labels' box colours."""
+    """Faces in view over time, stacked by label (so equal counts never hide each other)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -260,8 +260,10 @@ def counts_figure(series: Mapping[str, list], labels: tuple[str, ...]):
                 x=series["time"],
                 y=series[label],
                 mode="lines",
+                stackgroup="faces",
                 name=LABEL_TEXT.get(label, label),
-                line={"color": f"rgb({r},{g},{b})", "width": 2, "shape": "hv"},
+                line={"color": f"rgb({r},{g},{b})", "width": 1.5, "shape": "hv"},
+                fillcolor=f"rgba({r},{g},{b},0.45)",
                 hovertemplate="%{x|%H:%M:%S}: %{y} faces<extra>%{fullData.name}</extra>",
             )
         )
@@ -269,10 +271,9 @@ def counts_figure(series: Mapping[str, list], labels: tuple[str, ...]):
         title="Faces in view (mean per second, last minute)",
         yaxis_title="faces",
         yaxis_rangemode="tozero",
-        yaxis_dtick=1,
         height=320,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.2, "traceorder": "normal"},
     )
     return fig
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -246,11 +247,17 @@ def launch_browser(tmp_path: Path):
 
 
 @pytest.fixture()
-def camera_clip(tmp_path: Path, face_images: list[Path]) -> Path:
-    """The fake camera's clip: two people from tests/data/faces, one with a mask."""
-    clip = tmp_path / "faces.y4m"
+def people_picture(face_images: list[Path]) -> np.ndarray:
+    """Two people from tests/data/faces side by side, one with a mask (640x480 RGB)."""
     by_name = {p.name: p for p in face_images}
-    write_y4m(clip, camera_picture([load_image(by_name[name]) for name in CAMERA_PHOTOS]))
+    return camera_picture([load_image(by_name[name]) for name in CAMERA_PHOTOS])
+
+
+@pytest.fixture()
+def camera_clip(tmp_path: Path, people_picture: np.ndarray) -> Path:
+    """The fake camera's clip: `people_picture`, one second of it."""
+    clip = tmp_path / "faces.y4m"
+    write_y4m(clip, people_picture)
     return clip
 
 
@@ -314,8 +321,18 @@ def _open_page(page, name: str, heading: str) -> None:
     _no_exceptions(page, name)
 
 
+def _upload_photo(page, photo: Path) -> int:
+    """Upload one photo on the Upload page; wait for its annotated copy; return the face count."""
+    page.locator('input[type="file"][accept*=".png"]').first.set_input_files(photo)
+    page.locator('[data-testid="stImage"] img').first.wait_for(timeout=120_000)
+    summary = page.get_by_text(re.compile(r"\d+ face\(s\) in 1 image\(s\)"))
+    summary.wait_for(timeout=60_000)
+    _wait_until_idle(page)
+    return int(summary.inner_text().split()[0])
+
+
 def test_live_page_streams_annotated_video_then_every_page_renders(
-    app_server, launch_browser, camera_clip
+    app_server, launch_browser, camera_clip, people_picture, tmp_path
 ):
     base, status_file, log_path = app_server
     page = launch_browser(camera_clip)
@@ -358,6 +375,10 @@ def test_live_page_streams_annotated_video_then_every_page_renders(
     # 2. Leave the page while the video plays: the server stops processing.
     _open_page(page, "Upload", "Upload photos or a video")
     _wait_until_no_frames(status_file, quiet, "after leaving the Live page")
+    photo = tmp_path / "two-people.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(people_picture, cv2.COLOR_RGB2BGR))
+    assert _upload_photo(page, photo) >= 1
+    _no_exceptions(page, "Upload")
     _screenshot(page, "upload")
     _open_page(page, "Training", "Training and comparison")
     _screenshot(page, "training")
