@@ -46,7 +46,21 @@ def card_markdown(card: dict[str, Any]) -> str:
         "| split | images | accuracy | macro F1 | ROC AUC |",
         "|---|---|---|---|---|",
     ]
-    for name, m in (("validation", val), ("test", test), ("test, degraded to small faces", small)):
+    served = metrics.get("served", {})
+    rows = [
+        ("validation (Keras)", val),
+        ("test (Keras)", test),
+        ("test small faces (Keras)", small),
+    ]
+    if served:
+        rows += [
+            (f"test (served `{served.get('file')}`)", served.get("test", {})),
+            (
+                f"test small faces (served `{served.get('file')}`)",
+                served.get("test_small_faces", {}),
+            ),
+        ]
+    for name, m in rows:
         if m:
             lines.append(
                 f"| {name} | {m.get('n')} | {_pct(m.get('accuracy'))} | "
