@@ -45,17 +45,16 @@ st.caption(
 model_name = ui.require_model()
 chosen = ui.settings()
 try:
-    pipeline = ui.get_pipeline(model_name, "webcam", chosen.min_score, chosen.min_face)
     rtc_configuration = live.rtc_configuration()
+    pipeline = ui.get_pipeline(model_name, "webcam", chosen.min_score, chosen.min_face)
+    processor = st.session_state.get(PROCESSOR_KEY)
+    if not isinstance(processor, live.LiveProcessor):
+        processor = live.LiveProcessor(pipeline, status_file=live.status_file_from_env())
+        st.session_state[PROCESSOR_KEY] = processor
+    processor.set_pipeline(pipeline)
 except Exception as exc:
     ui.show_error(exc)
     st.stop()
-
-processor = st.session_state.get(PROCESSOR_KEY)
-if not isinstance(processor, live.LiveProcessor):
-    processor = live.LiveProcessor(pipeline, status_file=live.status_file_from_env())
-    st.session_state[PROCESSOR_KEY] = processor
-processor.set_pipeline(pipeline)
 
 video_column, chart_column = st.columns([3, 2], gap="medium")
 with video_column:

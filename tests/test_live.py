@@ -423,7 +423,9 @@ def test_loopback_mode_gathers_and_accepts_only_127_0_0_1(restore_loopback):
 def test_stale_state_fix_neutralises_the_run_count_once():
     from streamlit_webrtc import component
 
+    webrtc_fixes.undo_stale_state_fix()  # in case a page run in this process applied it
     original = component.get_script_run_count
+    assert original.__module__ == "streamlit_webrtc.session_info"
     try:
         assert webrtc_fixes.fix_stale_state_reset() is True
         patched = component.get_script_run_count
@@ -434,3 +436,35 @@ def test_stale_state_fix_neutralises_the_run_count_once():
     finally:
         webrtc_fixes.undo_stale_state_fix()
     assert component.get_script_run_count is original
+
+
+# -- the page, up to the point where it would open the camera ---------------------------------
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def run_live_page(monkeypatch, models_dir: Path, runs_dir: Path, **env: str):
+    """app.py's default page (Live) under AppTest; it must stop before the WebRTC component."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FACEMASK_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("FACEMASK_RUNS_DIR", str(runs_dir))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Live webcam"
+    return at
+
+
+def test_live_page_without_a_model_says_how_to_get_one(monkeypatch, tmp_path):
+    at = run_live_page(monkeypatch, tmp_path / "no-models", tmp_path / "no-runs")
+    assert any("No model is available yet" in info.value for info in at.info)
+
+
+def test_live_page_with_bad_ice_servers_shows_one_sentence(monkeypatch, tmp_path, model_copy):
+    at = run_live_page(
+        monkeypatch, model_copy.parent, tmp_path / "no-runs", FACEMASK_ICE_SERVERS="[{urls:"
+    )
+    [error] = at.error
+    assert error.value.startswith("The ICE servers in FACEMASK_ICE_SERVERS are not valid JSON")
+    assert "Traceback" not in error.value
