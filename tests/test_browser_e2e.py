@@ -365,6 +365,8 @@ def test_live_page_streams_annotated_video_then_every_page_renders(
     page.get_by_text("frames processed").wait_for(timeout=60_000)
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=120_000)
     page.wait_for_timeout(1000)
+    stale = page.locator('[data-stale="true"]')  # faded while the chart's fragment reruns
+    _wait_for("the chart between two refreshes", lambda: stale.count() == 0, timeout=30, poll=0.1)
     _screenshot(page, "live")
 
     # "No new frame" must outlast several of the gaps seen between frames while playing.
