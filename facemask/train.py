@@ -116,7 +116,7 @@ def train(
         saved = read_json(run_dir / CONFIG_FILE)
         if not isinstance(saved, dict):
             raise RunError(f"Run {run_id} has nothing to resume: no config.json in {run_dir}.")
-        config = TrainConfig(**{**saved, "command": config.command})
+        config = TrainConfig(**{**saved, "command": f"{saved.get('command')}  # resumed"})
         (run_dir / "train.pid").write_text(str(os.getpid()))
     else:
         run_dir = store.create(run_id)
