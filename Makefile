@@ -22,7 +22,6 @@ setup-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade "pip>=24"
 	$(PIP) install -q -c constraints.txt -r requirements.txt
 	$(PIP) install -q --no-deps -r requirements-nodeps.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
@@ -31,7 +30,7 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyp
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt package.json package-lock.json
 	$(PIP) install -q -c constraints.txt -r requirements-dev.txt
 	npm ci --no-audit --no-fund --loglevel=error
-	command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	sh scripts/install-browser.sh
 	touch $@
 
 # ImageNet MobileNetV2 weights for training, copied into the Keras cache when ../shared has them.
@@ -41,7 +40,7 @@ weights:
 		mkdir -p "$(KERAS_MODELS)" && cp "$(SHARED)/weights/$$f" "$(KERAS_MODELS)/" && echo "copied $$f into $(KERAS_MODELS)"; fi
 
 lint: setup-dev
-	$(BIN)/ruff check facemask app.py pages tests bench
+	$(BIN)/ruff check facemask app.py ui.py app_pages tests bench tools
 
 bench: setup
 	$(BIN)/python bench/latency.py

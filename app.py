@@ -12,13 +12,13 @@ import ui
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-st.set_page_config(page_title="facemask", page_icon=":material/masks:", layout="wide")
+st.set_page_config(page_title="facemask", page_icon="😷", layout="wide")
 
 page = st.navigation(
     [
-        st.Page("pages/live.py", title="Live", icon=":material/videocam:", default=True),
-        st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
-        st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
+        st.Page("app_pages/live.py", title="Live", icon=":material/videocam:", default=True),
+        st.Page("app_pages/upload.py", title="Upload", icon=":material/upload:"),
+        st.Page("app_pages/training.py", title="Training", icon=":material/model_training:"),
     ]
 )
 ui.sidebar()

@@ -10,32 +10,18 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from facemask.cli import build_parser
 from facemask.runs import RunStore
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
-PAGE = "pages/training.py"
+PAGE = "app_pages/training.py"
 TIMEOUT = 60
 
 
 @pytest.fixture
-def navigation_v2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make AppTest route pages through app.py's st.navigation, as a real server does
-    (AppTest re-detects the legacy `pages/` folder on every run; see test_app_upload.py)."""
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture
-def folders(navigation_v2, tmp_path: Path, monkeypatch, mini_dataset: Path) -> dict[str, Path]:
+def folders(tmp_path: Path, monkeypatch, mini_dataset: Path) -> dict[str, Path]:
     """Empty run store and models folder; a data folder with one good and three bad datasets."""
     data = tmp_path / "data"
     sample = next((mini_dataset / "with_mask").iterdir())

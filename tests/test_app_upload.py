@@ -9,34 +9,17 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from facemask.images import encode_image, load_image
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
-PAGE = "pages/upload.py"
+PAGE = "app_pages/upload.py"
 TIMEOUT = 120
 
 
 @pytest.fixture
-def navigation_v2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make AppTest route pages through app.py's st.navigation, as a real server does.
-
-    AppTest re-detects the legacy `pages/` directory on every run and would then execute a page
-    file on its own, without app.py (no sidebar); `streamlit run` decides once, from app.py.
-    """
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture
-def app(navigation_v2, tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> AppTest:
+def app(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> AppTest:
     """The upload page serving the tiny real model (a finished run) and nothing else."""
     monkeypatch.setenv("FACEMASK_RUNS_DIR", str(tiny_model_dir.parent))
     monkeypatch.setenv("FACEMASK_MODELS_DIR", str(tmp_path / "no-shipped-models"))
@@ -157,7 +140,7 @@ def test_video_is_annotated_with_progress(app: AppTest, face_images, tmp_path: P
     assert not app.get("video")
 
 
-def test_without_any_model_the_app_says_what_to_do(navigation_v2, tmp_path, monkeypatch) -> None:
+def test_without_any_model_the_app_says_what_to_do(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FACEMASK_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("FACEMASK_MODELS_DIR", str(tmp_path / "models"))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
