@@ -42,6 +42,7 @@ from facemask.runs import (
     STATE_FILE,
     EventLog,
     RunStore,
+    read_history,
     read_json,
     write_json,
 )
@@ -172,7 +173,7 @@ def train(
         log(_metrics_line(metrics))
         model.optimizer = None  # the served model carries no optimizer state (3x smaller)
         model.save(run_dir / KERAS_FILE)
-        card = _card(config, run_id, model, labels, scan, data_report, metrics, fit, started)
+        card = _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, started)
         write_json(run_dir / CARD_FILE, card)
 
         events.emit("stage", stage="export", message="Exporting to TFLite and TF.js")
@@ -212,8 +213,6 @@ class _Fitter:
         self.val_ds = make_dataset(x["val"], y["val"], 64, training=False)
         self.n_train = len(x["train"])
         self.state = state  # {"phase": ..., "epoch": epochs done in it, "best": val_loss}
-        self.seconds: dict[str, float] = {}
-        self.images_per_s: dict[str, float] = {}
         if not state:
             _write_history_header(run_dir / HISTORY_FILE)
 
@@ -233,7 +232,7 @@ class _Fitter:
         if done >= epochs:
             return
         self.log(f"  phase {name}: {epochs} epochs at learning rate {learning_rate:g}")
-        callback = _Progress(self, name, epochs, learning_rate)
+        progress = _Progress(self, name, epochs, learning_rate)
         model.fit(
             self.train_ds,
             validation_data=self.val_ds,
@@ -241,12 +240,10 @@ class _Fitter:
             initial_epoch=done,
             verbose=1 if sys.stdout.isatty() else 2,
             callbacks=[
-                callback,
+                progress,
                 keras.callbacks.EarlyStopping("val_loss", patience=self.config.patience),
             ],
         )
-        self.seconds[name] = callback.total_seconds
-        self.images_per_s[name] = callback.mean_images_per_s
 
     def _epochs_done(self, name: str) -> int | None:
         if not self.state:
@@ -273,8 +270,6 @@ class _Progress(keras.callbacks.Callback):
             learning_rate,
         )
         self.batches = int(np.ceil(fitter.n_train / fitter.config.batch_size))
-        self.total_seconds = 0.0
-        self.rates: list[float] = []
         self._last_emit = 0.0
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
@@ -299,8 +294,6 @@ class _Progress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         seconds = time.time() - self.epoch_start
         rate = self.fitter.n_train / seconds if seconds else 0.0
-        self.total_seconds += seconds
-        self.rates.append(rate)
         logs = _round(logs)
         fitter = self.fitter
         self.model.save_weights(fitter.run_dir / CHECKPOINT_FILE)
@@ -327,10 +320,6 @@ class _Progress(keras.callbacks.Callback):
             f"  {self.phase} epoch {epoch + 1}/{self.epochs}: {seconds:.1f} s, "
             f"{rate:.0f} images/s, {scores}"
         )
-
-    @property
-    def mean_images_per_s(self) -> float:
-        return float(np.mean(self.rates)) if self.rates else 0.0
 
 
 def export_and_record(
@@ -416,7 +405,7 @@ def _metrics_line(metrics: dict) -> str:
     )
 
 
-def _card(config, run_id, model, labels, scan, data_report, metrics, fit, started) -> dict:
+def _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, started) -> dict:
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     return {
         "name": config.name or run_id,
@@ -450,8 +439,7 @@ def _card(config, run_id, model, labels, scan, data_report, metrics, fit, starte
             "batch_size": config.batch_size,
             "learning_rates": {"head": config.lr_head, "fine": config.lr_fine},
             "augment": config.augment,
-            "seconds_by_phase": {k: round(v, 1) for k, v in fit.seconds.items()},
-            "images_per_s_by_phase": {k: round(v, 1) for k, v in fit.images_per_s.items()},
+            **_phase_totals(read_history(run_dir)),
             "wall_time_s": round(time.time() - started, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
         },
@@ -460,6 +448,19 @@ def _card(config, run_id, model, labels, scan, data_report, metrics, fit, starte
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": config.command,
         "facemask_version": __version__,
+    }
+
+
+def _phase_totals(history: list[dict]) -> dict[str, dict[str, float]]:
+    """Seconds and mean images/s per phase from history.csv (a resumed run included)."""
+    phases: dict[str, list[dict]] = {}
+    for row in history:
+        phases.setdefault(str(row["phase"]), []).append(row)
+    return {
+        "seconds_by_phase": {k: round(sum(r["seconds"] for r in v), 1) for k, v in phases.items()},
+        "images_per_s_by_phase": {
+            k: round(sum(r["images_per_s"] for r in v) / len(v), 1) for k, v in phases.items()
+        },
     }
 
 
