@@ -28,7 +28,9 @@ def test_predict_json_lines_follow_the_contract(tiny_model_dir, face_images, tmp
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
     files = [str(p) for p in face_images[:2]]
-    result = run("predict", *files, str(bad), "--json", "--whole-image", "--model", str(tiny_model_dir))
+    result = run(
+        "predict", *files, str(bad), "--json", "--whole-image", "--model", str(tiny_model_dir)
+    )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [obj["file"] for obj in lines] == [*files, str(bad)]
     for obj in lines[:2]:
@@ -51,8 +53,15 @@ def test_unknown_model_is_one_clear_line():
 
 def test_evaluate_prints_metrics_and_writes_json(tiny_model_dir, mini_dataset, tmp_path):
     out = tmp_path / "metrics.json"
-    result = run("evaluate", str(tiny_model_dir), "--data", str(mini_dataset), "--small-faces",
-                 "--output", str(out))
+    result = run(
+        "evaluate",
+        str(tiny_model_dir),
+        "--data",
+        str(mini_dataset),
+        "--small-faces",
+        "--output",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout and "confusion" in result.stdout
     metrics = json.loads(out.read_text())

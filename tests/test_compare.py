@@ -63,7 +63,7 @@ def test_rows_come_from_each_card(tiny_model_dir: Path, tmp_path: Path) -> None:
     tiny_card = json.loads((tiny_model_dir / "card.json").read_text())
     tiny = rows[0]
     assert tiny["architecture"] == "MobileNetV2"
-    assert tiny["input_size"] == 96
+    assert tiny["input_size"] == tiny_card["input_size"]
     assert tiny["accuracy"] == pytest.approx(tiny_card["metrics"]["test"]["accuracy"])
     assert tiny["parameters"] == tiny_card["parameters"]["total"]
     served = tiny_model_dir / tiny_card["serving"]["file"]

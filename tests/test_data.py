@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import require_shared
+
 from facemask.data import (
     CROP_STORE_SIZE,
     extract_crops,

@@ -14,7 +14,12 @@ def test_metrics_match_a_hand_computed_case():
     m = classification_metrics(y, probs, LABELS)
     assert m["accuracy"] == 0.6
     assert m["confusion"] == [[2, 1], [1, 1]]
-    assert m["per_class"]["with_mask"] == {"precision": 0.6667, "recall": 0.6667, "f1": 0.6667, "support": 3}
+    assert m["per_class"]["with_mask"] == {
+        "precision": 0.6667,
+        "recall": 0.6667,
+        "f1": 0.6667,
+        "support": 3,
+    }
     assert m["per_class"]["without_mask"]["precision"] == 0.5
     # with_mask scores 0.9 0.8 0.4 | 0.3 0.6: 5 of 6 (pos, neg) pairs ranked right
     assert m["roc_auc"] == pytest.approx(5 / 6, abs=1e-4)
@@ -37,4 +42,7 @@ def test_degrade_blurs_detail_but_keeps_size():
     crops = rng.integers(0, 255, (2, 96, 96, 3), dtype=np.uint8)
     out = degrade(crops, 24)
     assert out.shape == crops.shape
-    assert np.abs(np.diff(out.astype(int), axis=2)).mean() < np.abs(np.diff(crops.astype(int), axis=2)).mean() / 3
+    assert (
+        np.abs(np.diff(out.astype(int), axis=2)).mean()
+        < np.abs(np.diff(crops.astype(int), axis=2)).mean() / 3
+    )

@@ -67,7 +67,10 @@ def test_tracker_keeps_separate_faces_apart_and_forgets_lost_ones():
 
 def test_annotate_draws_in_label_colours_without_touching_the_input():
     frame = np.full((120, 160, 3), 127, np.uint8)
-    dets = [_det("with_mask", (0.9, 0.1), (20, 40, 70, 100)), _det("without_mask", (0.1, 0.9), (90, 40, 140, 100))]
+    dets = [
+        _det("with_mask", (0.9, 0.1), (20, 40, 70, 100)),
+        _det("without_mask", (0.1, 0.9), (90, 40, 140, 100)),
+    ]
     out = annotate(frame, dets, overlay=["12.0 fps"])
     assert frame.min() == frame.max() == 127
     assert tuple(out[70, 20]) == label_color("with_mask")

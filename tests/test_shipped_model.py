@@ -2,21 +2,27 @@
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 from conftest import require_shared
 
 from facemask.classify import MaskClassifier
-from facemask.detect import PHOTO, WEBCAM, FaceDetector
+from facemask.detect import PHOTO, FaceDetector
 from facemask.images import load_image
-from facemask.pipeline import Pipeline
+from facemask.pipeline import Pipeline, crop_faces
 from facemask.scenes import classify_annotated_faces, load_scenes
 
 
 def test_shipped_model_folder_is_complete(shipped_model_dir):
-    for name in ("model.keras", "model.tflite", "model_int8.tflite", "tfjs/model.json",
-                 "card.json", "history.csv", "MODEL_CARD.md"):
+    for name in (
+        "model.keras",
+        "model.tflite",
+        "model_int8.tflite",
+        "tfjs/model.json",
+        "card.json",
+        "history.csv",
+        "MODEL_CARD.md",
+    ):
         assert (shipped_model_dir / name).is_file(), name
     card = json.loads((shipped_model_dir / "card.json").read_text())
     assert card["labels"] == ["with_mask", "without_mask"]
@@ -32,13 +38,15 @@ def runtimes(shipped_model_dir):
 
 def test_served_file_and_keras_agree_on_real_face_photos(runtimes, face_images):
     served, keras_model = runtimes
-    pipeline = Pipeline(FaceDetector(WEBCAM), served)
+    pipeline = Pipeline(FaceDetector(PHOTO), served)
     for path in face_images:
-        whole = pipeline.classify_whole(load_image(path))
-        crop = cv2.resize(load_image(path), (served.input_size, served.input_size))[None]
-        assert np.argmax(keras_model.predict(crop)) == np.argmax(served.predict(crop))
+        rgb = load_image(path)
+        detections = pipeline.process(rgb)
+        assert len(detections) == 1, path.name
         expected = "without_mask" if path.name.startswith(("without", "astronaut")) else "with_mask"
-        assert whole.label == expected, path.name
+        assert detections[0].label == expected, path.name
+        crop = crop_faces(rgb, [detections[0].box], served.input_size)
+        assert np.argmax(keras_model.predict(crop)) == np.argmax(served.predict(crop))
 
 
 def test_second_check_on_annotated_scene_faces(runtimes):

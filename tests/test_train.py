@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import has_imagenet_weights
+
 from facemask.classify import MaskClassifier
 from facemask.errors import DatasetError, RunError, WeightsMissingError
 from facemask.models import build_classifier
@@ -16,8 +16,16 @@ from facemask.train import TrainConfig, train
 
 
 def test_finished_run_follows_the_model_directory_contract(tiny_model_dir: Path):
-    for name in ("model.keras", "model.tflite", "model_int8.tflite", "card.json", "config.json",
-                 "history.csv", "metrics.json", "events.jsonl"):
+    for name in (
+        "model.keras",
+        "model.tflite",
+        "model_int8.tflite",
+        "card.json",
+        "config.json",
+        "history.csv",
+        "metrics.json",
+        "events.jsonl",
+    ):
         assert (tiny_model_dir / name).is_file(), name
     assert not (tiny_model_dir / "state.json").exists()
     card = json.loads((tiny_model_dir / "card.json").read_text())
@@ -53,7 +61,9 @@ def test_missing_class_stops_before_training(tmp_path, mini_dataset):
 
 def test_missing_imagenet_weights_name_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    with pytest.raises(WeightsMissingError, match="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+    with pytest.raises(
+        WeightsMissingError, match="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    ):
         build_classifier("vgg16", 64, 2, weights="imagenet")
     model, _ = build_classifier("vgg16", 32, 3, weights="none")
     assert model.output_shape == (None, 3)
@@ -71,9 +81,25 @@ def _wait_for(predicate, timeout: float, what: str):
 
 def test_cancelled_run_is_not_listed_and_resumes_to_completion(tmp_path, mini_dataset):
     store = RunStore(tmp_path / "runs", tmp_path / "models")
-    args = ["--data", str(mini_dataset), "--input-size", "48", "--epochs-head", "30",
-            "--epochs-fine", "0", "--weights", "none", "--batch-size", "8", "--no-tfjs",
-            "--limit-per-class", "12", "--runs-dir", str(store.root)]
+    args = [
+        "--data",
+        str(mini_dataset),
+        "--input-size",
+        "48",
+        "--epochs-head",
+        "30",
+        "--epochs-fine",
+        "0",
+        "--weights",
+        "none",
+        "--batch-size",
+        "8",
+        "--no-tfjs",
+        "--limit-per-class",
+        "12",
+        "--runs-dir",
+        str(store.root),
+    ]
     store.launch(args, "cancel-me")
     with pytest.raises(RunError, match="one training at a time"):
         store.launch(args, "second")
@@ -89,7 +115,9 @@ def test_cancelled_run_is_not_listed_and_resumes_to_completion(tmp_path, mini_da
     config = json.loads((store.partial_dir("cancel-me") / "config.json").read_text())
     config["epochs_head"] = done_before + 1  # finish quickly: one more epoch
     (store.partial_dir("cancel-me") / "config.json").write_text(json.dumps(config))
-    run_dir = train(TrainConfig(data=""), store, run_id="cancel-me", resume=True, log=lambda _: None)
+    run_dir = train(
+        TrainConfig(data=""), store, run_id="cancel-me", resume=True, log=lambda _: None
+    )
     assert run_dir == store.root / "cancel-me" and store.in_progress() == []
     epochs = [int(row["epoch"]) for row in read_history(run_dir)]
     assert epochs == list(range(1, done_before + 2))
