@@ -6,6 +6,7 @@ KERAS_HOME points at a temporary folder holding the ImageNet MobileNetV2 file fr
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -20,11 +21,14 @@ SHARED = Path(os.environ.get("FACEMASK_SHARED", REPO.parent / "shared"))
 MNV2_WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 _keras_home = Path(tempfile.mkdtemp(prefix="facemask-keras-home-"))
+atexit.register(shutil.rmtree, _keras_home, ignore_errors=True)
 (_keras_home / "models").mkdir()
 if (SHARED / "weights" / MNV2_WEIGHTS).is_file():
     os.symlink(SHARED / "weights" / MNV2_WEIGHTS, _keras_home / "models" / MNV2_WEIGHTS)
 os.environ["KERAS_HOME"] = str(_keras_home)
-os.environ.setdefault("FACEMASK_CACHE_DIR", tempfile.mkdtemp(prefix="facemask-cache-"))
+if "FACEMASK_CACHE_DIR" not in os.environ:
+    os.environ["FACEMASK_CACHE_DIR"] = tempfile.mkdtemp(prefix="facemask-cache-")
+    atexit.register(shutil.rmtree, os.environ["FACEMASK_CACHE_DIR"], ignore_errors=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
