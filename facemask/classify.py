@@ -77,18 +77,8 @@ class MaskClassifier:
         self.runtime = runtime
 
     def _load_tflite(self, path: Path, threads: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        if not path.is_file():
-            raise ModelError(f"{path} is missing: export the model first (facemask export).")
-        try:
-            interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            interpreter.allocate_tensors()
-        except (RuntimeError, ValueError) as exc:
-            raise ModelError(f"{path} is not a valid TFLite model: {exc}.") from exc
-        self._interpreter = interpreter
-        self._input = interpreter.get_input_details()[0]
-        self._output = interpreter.get_output_details()[0]
+        self._tflite = TFLiteModel(path, threads)
+        self._keras = None
         self.served_file = path.name
 
     def _load_keras(self, path: Path) -> None:
@@ -100,7 +90,7 @@ class MaskClassifier:
             self._keras = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:  # keras raises many types for a bad file
             raise ModelError(f"{path} could not be loaded as a Keras model: {exc}") from exc
-        self._interpreter = None
+        self._tflite = None
         self.served_file = path.name
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
@@ -113,11 +103,33 @@ class MaskClassifier:
         if crops.shape[1:] != (self.input_size, self.input_size, 3):
             raise ValueError(f"crops must be (N, {self.input_size}, {self.input_size}, 3)")
         with self._lock:
-            if self._interpreter is None:
+            if self._tflite is None:
                 return np.asarray(self._keras(crops.astype(np.float32), training=False))
-            return np.stack([self._invoke(crop) for crop in crops])
+            return np.stack([self._tflite(crop) for crop in crops])
 
-    def _invoke(self, crop: np.ndarray) -> np.ndarray:
+
+class TFLiteModel:
+    """One TFLite interpreter: a raw uint8 RGB crop in, float class probabilities out.
+
+    Quantized input and output (full-integer int8 files) are converted here, so callers feed
+    pixels in [0, 255] to every variant alike. Not thread-safe on its own.
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path} is missing: export the model first (facemask export).")
+        try:
+            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"{path} is not a valid TFLite model: {exc}.") from exc
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+
+    def __call__(self, crop: np.ndarray) -> np.ndarray:
         detail = self._input
         x = crop[None].astype(np.float32)
         if detail["dtype"] != np.float32:

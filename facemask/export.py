@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facemask.classify import KERAS_FILE, TFLITE_FILE, TFLITE_INT8_FILE, read_card
+from facemask.classify import KERAS_FILE, TFLITE_FILE, TFLITE_INT8_FILE, TFLiteModel, read_card
 from facemask.errors import ModelError
 from facemask.runs import write_json
 
@@ -208,27 +208,8 @@ def run_tflite(
     tflite_path: str | os.PathLike, crops: np.ndarray, num_threads: int | None = None
 ) -> tuple[np.ndarray, float]:
     """Probabilities for uint8 crops, one crop per invoke, and the median ms per crop."""
-    from ai_edge_litert.interpreter import Interpreter
-
     crops = _check_crops(crops)
-    threads = num_threads or min(2, os.cpu_count() or 1)
-    interpreter = Interpreter(model_path=str(tflite_path), num_threads=threads)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-
-    def invoke(crop: np.ndarray) -> np.ndarray:
-        x = crop[None].astype(np.float32)
-        if inp["dtype"] != np.float32:
-            scale, zero = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
-        interpreter.invoke()
-        y = interpreter.get_tensor(out["index"])[0]
-        if out["dtype"] != np.float32:
-            scale, zero = out["quantization"]
-            y = (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
+    invoke = TFLiteModel(tflite_path, num_threads or min(2, os.cpu_count() or 1))
 
     for _ in range(3):  # warm-up: XNNPACK packs weights on the first invokes
         invoke(crops[0])
