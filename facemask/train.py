@@ -12,7 +12,8 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,8 +96,37 @@ class TrainingCancelled(Exception):
     """Raised inside training when SIGTERM / Ctrl-C asks it to stop."""
 
 
-def _on_signal(signum: int, frame: Any) -> None:
-    raise TrainingCancelled(signal.Signals(signum).name)
+class _StopRequests:
+    """SIGTERM / Ctrl-C stop training at once, except inside `protect()`: there the stop
+    waits until the block ends, so a checkpoint and the state that names it are never torn."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending: str | None = None
+
+    def handler(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.depth:
+            self.pending = name
+            return
+        raise TrainingCancelled(name)
+
+    @contextmanager
+    def protect(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending:
+            raise TrainingCancelled(self.pending)
+
+
+def _save_weights(model, path: Path) -> None:
+    """Write weights atomically: a crash or kill mid-write leaves the previous file intact."""
+    tmp = path.with_name(f".tmp-{path.name}")  # keeps the .weights.h5 ending Keras needs
+    model.save_weights(tmp)
+    os.replace(tmp, path)
 
 
 def train(
@@ -123,7 +153,8 @@ def train(
         run_dir = store.create(run_id)
         write_json(run_dir / CONFIG_FILE, asdict(config))
     events = EventLog(run_dir)
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stops = _StopRequests()
+    previous = {sig: signal.signal(sig, stops.handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     started = time.time()
     try:
         keras.utils.set_random_seed(config.seed)
@@ -157,7 +188,7 @@ def train(
 
         model, base = build_classifier(config.backbone, size, len(labels), config.weights)
         state = read_json(run_dir / STATE_FILE, {}) if resume else {}
-        fit = _Fitter(config, run_dir, events, log, x, y, state)
+        fit = _Fitter(config, run_dir, events, log, x, y, state, stops)
         fit.phase(model, "head", config.epochs_head, config.lr_head)
         if config.epochs_fine and config.fine_tune_layers:
             if config.weights != "none":  # from scratch, the whole base trains from the start
@@ -202,10 +233,11 @@ def train(
 class _Fitter:
     """Runs the phases, checkpointing each epoch so a run can resume where it stopped."""
 
-    def __init__(self, config, run_dir, events, log, x, y, state) -> None:
+    def __init__(self, config, run_dir, events, log, x, y, state, stops) -> None:
         from facemask.augment import make_dataset
 
         self.config, self.run_dir, self.events, self.log = config, run_dir, events, log
+        self.stops = stops
         self.train_ds = make_dataset(
             x["train"], y["train"], config.batch_size, training=True,
             augment=config.augment, seed=config.seed,
@@ -254,8 +286,16 @@ class _Fitter:
 
     def _restore(self, model) -> None:
         checkpoint = self.run_dir / CHECKPOINT_FILE
-        if checkpoint.is_file():
+        if not checkpoint.is_file():
+            return
+        try:
             model.load_weights(checkpoint)
+        except (OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0]
+            raise RunError(
+                f"The checkpoint of run {self.run_dir.name} cannot be read ({reason}); "
+                "start a new training instead of resuming this one."
+            ) from exc
 
 
 class _Progress(keras.callbacks.Callback):
@@ -296,14 +336,25 @@ class _Progress(keras.callbacks.Callback):
         rate = self.fitter.n_train / seconds if seconds else 0.0
         logs = _round(logs)
         fitter = self.fitter
-        self.model.save_weights(fitter.run_dir / CHECKPOINT_FILE)
-        best = fitter.state.get("best")
+        with fitter.stops.protect():  # checkpoint, best, state and history agree, or none moved
+            self._record_epoch(epoch, logs, seconds, rate)
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, float))
+        fitter.log(
+            f"  {self.phase} epoch {epoch + 1}/{self.epochs}: {seconds:.1f} s, "
+            f"{rate:.0f} images/s, {scores}"
+        )
+
+    def _record_epoch(self, epoch: int, logs: dict, seconds: float, rate: float) -> None:
+        fitter = self.fitter
+        _save_weights(self.model, fitter.run_dir / CHECKPOINT_FILE)
+        state = dict(fitter.state)
         val_loss = logs.get("val_loss")
-        if val_loss is not None and (best is None or val_loss < best):
-            fitter.state["best"] = val_loss
-            self.model.save_weights(fitter.run_dir / BEST_FILE)
-        fitter.state.update(phase=self.phase, epoch=epoch + 1)
-        write_json(fitter.run_dir / STATE_FILE, fitter.state)
+        if val_loss is not None and (state.get("best") is None or val_loss < state["best"]):
+            state["best"] = val_loss
+            _save_weights(self.model, fitter.run_dir / BEST_FILE)
+        state.update(phase=self.phase, epoch=epoch + 1)
+        write_json(fitter.run_dir / STATE_FILE, state)
+        fitter.state = state
         global_epoch = epoch + 1 + (fitter.config.epochs_head if self.phase == "fine" else 0)
         with (fitter.run_dir / HISTORY_FILE).open("a", newline="") as handle:
             csv.writer(handle).writerow([
@@ -315,11 +366,6 @@ class _Progress(keras.callbacks.Callback):
             "epoch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs, logs=logs,
             seconds=round(seconds, 2), images_per_s=round(rate, 1),
         )  # fmt: skip
-        scores = ", ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, float))
-        fitter.log(
-            f"  {self.phase} epoch {epoch + 1}/{self.epochs}: {seconds:.1f} s, "
-            f"{rate:.0f} images/s, {scores}"
-        )
 
 
 def export_and_record(

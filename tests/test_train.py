@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import has_imagenet_weights
@@ -12,7 +14,15 @@ from facemask.classify import MaskClassifier
 from facemask.errors import DatasetError, RunError, WeightsMissingError
 from facemask.models import build_classifier
 from facemask.runs import RunStore, read_events, read_history
-from facemask.train import TrainConfig, train
+from facemask.train import (
+    CHECKPOINT_FILE,
+    TrainConfig,
+    TrainingCancelled,
+    _Fitter,
+    _save_weights,
+    _StopRequests,
+    train,
+)
 
 
 def test_finished_run_follows_the_model_directory_contract(tiny_model_dir: Path):
@@ -122,3 +132,36 @@ def test_cancelled_run_is_not_listed_and_resumes_to_completion(tmp_path, mini_da
     epochs = [int(row["epoch"]) for row in read_history(run_dir)]
     assert epochs == list(range(1, done_before + 2))
     assert os.path.isfile(run_dir / "model.tflite")
+
+
+def test_a_stop_during_checkpointing_waits_until_the_checkpoint_is_whole():
+    stops = _StopRequests()
+    previous = signal.signal(signal.SIGTERM, stops.handler)
+    written = []
+    try:
+        with pytest.raises(TrainingCancelled):
+            with stops.protect():
+                os.kill(os.getpid(), signal.SIGTERM)
+                written.append("checkpoint")
+                written.append("state")
+        assert written == ["checkpoint", "state"]
+        with pytest.raises(TrainingCancelled):  # outside a protected block: at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            written.append("never")
+        assert written == ["checkpoint", "state"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_damaged_checkpoint_is_a_clear_error_not_a_keras_traceback(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    _save_weights(model, tmp_path / CHECKPOINT_FILE)
+    assert not list(tmp_path.glob(".tmp-*"))
+    fitter = SimpleNamespace(run_dir=tmp_path)
+    _Fitter._restore(fitter, model)  # a whole checkpoint loads
+    data = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    (tmp_path / CHECKPOINT_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(RunError, match="cannot be read.*start a new training"):
+        _Fitter._restore(fitter, model)
