@@ -35,7 +35,7 @@ BACKBONES = {"mobilenetv2": "MobileNetV2", "vgg16": "VGG-16"}
 INPUT_SIZES = [96, 128, 160, 192, 224]
 PHASES = {"head": "Training the new head (base frozen)", "fine": "Fine-tuning the top of the base"}
 REFRESH_S = 2.0
-TFJS_FOLDERS = [("tfjs", "TF.js (zip)"), ("tfjs_uint8", "TF.js, uint8 weights (zip)")]
+TFJS_FOLDERS = [("tfjs", "TF.js (zip)"), ("tfjs_float16", "TF.js, float16 weights (zip)")]
 """TF.js graph models in a model folder (facemask.export writes them)."""
 _WATCH_KEY = "training_watch"
 _LATENCY_KEY = "measured_latency"

@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         formatter_class=fmt,
         help="export a model to TFLite and TF.js",
-        description="Write model.tflite, model_int8.tflite, tfjs/ and tfjs_uint8/ "
+        description="Write model.tflite, model_int8.tflite, tfjs/ and tfjs_float16/ "
         "into the model folder, each checked against Keras on real face crops.",
     )
     p.add_argument("model", help="model folder or name")
