@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +13,22 @@ from facemask.errors import FacemaskError, VideoError
 from facemask.images import MAX_IMAGE_BYTES, encode_image, load_image
 from facemask.pipeline import LABEL_TEXT, Detection, annotate
 from facemask.predict import image_result, results_csv
-from facemask.video import MAX_VIDEO_BYTES, MAX_VIDEO_SECONDS, annotate_video
+from facemask.video import (
+    MAX_VIDEO_BYTES,
+    MAX_VIDEO_SECONDS,
+    VideoCancelled,
+    VideoJob,
+    VideoSummary,
+)
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]
 VIDEO_TYPES = ["mp4", "mov", "avi", "webm"]
 _CACHE_KEY = "upload_results"
 _CACHE_SIZE = 64
 _VIDEO_KEY = "upload_video_result"
+_JOB_KEY = "upload_video_job"
+_VIDEO_ERROR_KEY = "upload_video_error"
+VIDEO_REFRESH_S = 0.5
 FACE_COLUMNS = {
     "box": st.column_config.TextColumn(help="x1, y1, x2, y2 in pixels of the original image"),
     "confidence": st.column_config.NumberColumn(help="The classifier's probability of the label"),
@@ -149,7 +156,13 @@ def video_section(model: str, s: ui.Settings) -> None:
         help=f"Up to {MAX_VIDEO_BYTES // 2**20} MB; the first {MAX_VIDEO_SECONDS:.0f} s are used.",
     )
     if video is None:
+        _drop_job()
         return
+    ended = st.session_state.pop(_VIDEO_ERROR_KEY, None)
+    if isinstance(ended, VideoCancelled):
+        st.info(str(ended))
+    elif ended is not None:
+        ui.show_error(ended)
     small_faces = st.toggle(
         "Look for small faces too (slower)",
         key="video_small_faces",
@@ -158,14 +171,84 @@ def video_section(model: str, s: ui.Settings) -> None:
     detector = "photo" if small_faces else "webcam"
     key = (video.file_id, model, s.min_score, s.min_face, detector)
     done = st.session_state.get(_VIDEO_KEY)
-    if done is None or done["key"] != key:
-        if not st.button("Annotate the video", type="primary", key="annotate_video"):
-            return
-        done = _annotate(video, model, s, detector)
-        if done is None:
-            return
-        done["key"] = key
-        st.session_state[_VIDEO_KEY] = done
+    if done is not None and done["key"] == key:
+        _show_video(done, video.name)
+        return
+    job = st.session_state.get(_JOB_KEY)
+    if job is not None and job[0] == key:
+        _video_progress()
+        return
+    if st.button("Annotate the video", type="primary", key="annotate_video"):
+        _start_job(video, model, s, detector, key)
+        _video_progress()
+
+
+def _start_job(video, model: str, s: ui.Settings, detector: str, key: tuple) -> None:
+    """Annotate on a background thread; the page polls it (and can cancel it)."""
+    _drop_job()
+    if video.size > MAX_VIDEO_BYTES:
+        ui.show_error(
+            VideoError(
+                f"{video.name} is {video.size / 2**20:.0f} MB; "
+                f"the limit is {MAX_VIDEO_BYTES // 2**20} MB."
+            )
+        )
+        return
+    try:
+        pipeline = ui.get_pipeline(model, detector, s.min_score, s.min_face)
+    except FacemaskError as exc:
+        ui.show_error(exc)
+        return
+    st.session_state[_JOB_KEY] = (key, VideoJob(video.getvalue(), video.name, pipeline))
+
+
+def _drop_job() -> None:
+    job = st.session_state.pop(_JOB_KEY, None)
+    if job is not None:
+        job[1].close()
+
+
+@st.fragment(run_every=VIDEO_REFRESH_S)
+def _video_progress() -> None:
+    """Progress of the running job with a Cancel button; the result when it ends."""
+    entry = st.session_state.get(_JOB_KEY)
+    if entry is None:
+        return
+    key, job = entry
+    if job.done:
+        st.session_state.pop(_JOB_KEY)
+        if job.summary is not None:
+            st.session_state[_VIDEO_KEY] = _finished(job.summary, key)
+        job.close()
+        if job.error is not None:
+            st.session_state[_VIDEO_ERROR_KEY] = job.error
+        st.rerun(scope="app")
+    frames, total = job.frames, max(job.total, job.frames, 1)
+    text = f"Frame {frames} of about {total}" if frames else "Reading the video..."
+    st.progress(min(frames / total, 1.0), text=text)
+    if st.button("Cancel", key="cancel_video"):
+        _drop_job()
+        st.session_state[_VIDEO_ERROR_KEY] = VideoCancelled("Cancelled; nothing was saved.")
+        st.rerun(scope="app")
+
+
+def _finished(summary: VideoSummary, key: tuple) -> dict[str, Any]:
+    return {
+        "key": key,
+        "mp4": summary.output.read_bytes(),
+        "summary": {
+            "frames": summary.frames,
+            "seconds": summary.seconds,
+            "fps": summary.fps,
+            "width": summary.width,
+            "height": summary.height,
+            "faces": summary.faces_per_label,
+            "notes": list(summary.notes),
+        },
+    }
+
+
+def _show_video(done: dict[str, Any], name: str) -> None:
     summary = done["summary"]
     for note in summary["notes"]:
         st.warning(note)
@@ -180,58 +263,11 @@ def video_section(model: str, s: ui.Settings) -> None:
     st.download_button(
         "Annotated video (MP4)",
         done["mp4"],
-        file_name=f"{Path(video.name).stem}_annotated.mp4",
+        file_name=f"{Path(name).stem}_annotated.mp4",
         mime="video/mp4",
         key="video_download",
         on_click="ignore",
     )
-
-
-def _safe_file_name(name: str) -> str:
-    """The upload's own name (messages quote it) made safe to use inside a temp folder."""
-    cleaned = re.sub(r"[^A-Za-z0-9._ -]", "_", Path(name).name).strip(" .")
-    return cleaned[-100:] or "video"
-
-
-def _annotate(video, model: str, s: ui.Settings, detector: str) -> dict[str, Any] | None:
-    """Run annotate_video on the upload with a progress bar; the mp4 bytes and a summary."""
-    if video.size > MAX_VIDEO_BYTES:
-        ui.show_error(
-            VideoError(
-                f"{video.name} is {video.size / 2**20:.0f} MB; "
-                f"the limit is {MAX_VIDEO_BYTES // 2**20} MB."
-            )
-        )
-        return None
-    bar = st.progress(0.0, text="Reading the video...")
-
-    def progress(frames: int, total: int) -> None:
-        bar.progress(min(frames / max(total, 1), 1.0), text=f"Frame {frames} of about {total}")
-
-    try:
-        pipeline = ui.get_pipeline(model, detector, s.min_score, s.min_face)
-        with tempfile.TemporaryDirectory(prefix="facemask-video-") as tmp:
-            src = Path(tmp) / _safe_file_name(video.name)
-            src.write_bytes(video.getvalue())
-            summary = annotate_video(src, Path(tmp) / "annotated.mp4", pipeline, progress)
-            mp4 = summary.output.read_bytes()
-    except FacemaskError as exc:
-        bar.empty()
-        ui.show_error(exc)
-        return None
-    bar.empty()
-    return {
-        "mp4": mp4,
-        "summary": {
-            "frames": summary.frames,
-            "seconds": summary.seconds,
-            "fps": summary.fps,
-            "width": summary.width,
-            "height": summary.height,
-            "faces": summary.faces_per_label,
-            "notes": list(summary.notes),
-        },
-    }
 
 
 def main() -> None:

@@ -8,7 +8,10 @@ mp4 with the source frame rate; audio is not carried over.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +38,10 @@ _PRESET = "veryfast"
 
 Progress = Callable[[int, int], None]
 """progress(frames done, frames expected in all); `total` is an estimate from the container."""
+
+
+class VideoCancelled(VideoError):
+    """annotate_video was asked to stop; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -104,12 +111,14 @@ def annotate_video(
     pipeline: Pipeline,
     progress: Progress | None = None,
     max_frames: int | None = None,
+    stop: threading.Event | None = None,
 ) -> VideoSummary:
     """Detect, classify and annotate every frame of a video; write an H.264 mp4 to dst_path.
 
     The output appears at dst_path only when complete. At most max_frames frames (and
     MAX_VIDEO_SECONDS) are processed. Raises VideoError with one sentence for files that are
-    missing, too large, unreadable, corrupt or without a video stream.
+    missing, too large, unreadable, corrupt or without a video stream, and VideoCancelled
+    (writing nothing) once `stop` is set.
     """
     src, dst = Path(src_path), Path(dst_path)
     container = _open(src)
@@ -128,7 +137,9 @@ def annotate_video(
         os.close(handle)
         tmp = Path(tmp_name)
         try:
-            summary = _transcode(container, stream, tmp, pipeline, fps, limit, total, progress)
+            summary = _transcode(
+                container, stream, tmp, pipeline, fps, limit, total, progress, stop
+            )
             os.replace(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)
@@ -153,7 +164,7 @@ def annotate_video(
     )
 
 
-def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progress) -> dict:
+def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progress, stop) -> dict:
     """Decode, process, annotate and encode; returns counts for the summary."""
     tracker = FaceTracker()
     face_frames: Counter[str] = Counter()
@@ -168,6 +179,8 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
                 if frames >= limit:
                     hit_limit = True
                     break
+                if stop is not None and stop.is_set():
+                    raise VideoCancelled(f"Stopped after {frames} frames; nothing was saved.")
                 rgb = _frame_rgb(frame)
                 if out_stream is None:
                     width, height = _output_size(rgb.shape[1], rgb.shape[0])
@@ -234,3 +247,62 @@ def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
 
     interpolation = cv2.INTER_AREA if rgb.shape[1] > width else cv2.INTER_LINEAR
     return cv2.resize(rgb, (width, height), interpolation=interpolation)
+
+
+class VideoJob:
+    """annotate_video on a background thread, so a page stays responsive and can cancel it.
+
+    The job owns a temporary folder holding the input copy and the output; `close()` removes it.
+    Read `frames` / `total` for progress; once `done`, either `summary` or `error` is set.
+    """
+
+    def __init__(self, data: bytes, name: str, pipeline: Pipeline) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="facemask-video-"))
+        self.source = self.folder / "input" / _safe_name(name)
+        self.source.parent.mkdir()
+        self.source.write_bytes(data)
+        self.frames, self.total = 0, 0
+        self.summary: VideoSummary | None = None
+        self.error: Exception | None = None  # VideoError for the user's file, else a bug
+        self._stop = threading.Event()
+        self._pipeline = pipeline
+        self._thread = threading.Thread(target=self._run, name="facemask-video", daemon=True)
+        self._thread.start()
+
+    def _progress(self, frames: int, total: int) -> None:
+        self.frames, self.total = frames, total
+
+    def _run(self) -> None:
+        try:
+            self.summary = annotate_video(
+                self.source, self.folder / "annotated.mp4", self._pipeline,
+                progress=self._progress, stop=self._stop,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 -- a thread hands every failure back to its owner
+            self.error = exc
+        finally:
+            self.source.unlink(missing_ok=True)
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (or timeout); True when it has ended."""
+        self._thread.join(timeout)
+        return self.done
+
+    def close(self) -> None:
+        """Stop the job if it runs, then remove its files."""
+        self.cancel()
+        self.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _safe_name(name: str) -> str:
+    """An upload's own name (messages quote it) made safe to use inside the job's folder."""
+    cleaned = re.sub(r"[^A-Za-z0-9._ -]", "_", Path(name).name).strip(" .")
+    return cleaned[-100:] or "video"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import av
@@ -123,6 +124,7 @@ def test_video_is_annotated_with_progress(app: AppTest, face_images, tmp_path: P
     assert not app.get("video")
     app.button(key="annotate_video").click().run()
     no_exception(app)
+    wait_for_video_job(app)
 
     assert not app.error
     assert app.success.values[-1].startswith("6 frames (0.8 s at 8 fps), 256 x 256 px; faces: 1 ")
@@ -132,12 +134,46 @@ def test_video_is_annotated_with_progress(app: AppTest, face_images, tmp_path: P
     app.file_uploader(key="upload_video").set_value(("broken.mp4", b"\x00" * 4096, "video/mp4"))
     app.run()
     app.button(key="annotate_video").click().run()
+    wait_for_video_job(app)
     no_exception(app)
     assert app.error.values == [
         "broken.mp4 is not a readable video (MP4, MOV, AVI or WebM): "
         "invalid data found when processing input."
     ]
     assert not app.get("video")
+
+
+def test_a_running_video_can_be_cancelled(app: AppTest, face_images, tmp_path: Path) -> None:
+    face = load_image(next(p for p in face_images if p.name == "astronaut.jpg"))
+    clip = tmp_path / "long.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        for i in range(1500):  # 60 s: far longer than the test takes to press Cancel
+            frame = np.ascontiguousarray(np.roll(face[::2, ::2], i, axis=1))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    app.file_uploader(key="upload_video").upload("long.mp4", clip.read_bytes(), "video/mp4")
+    app.run()
+    app.button(key="annotate_video").click().run()
+    no_exception(app)
+    assert len(app.get("progress")) == 1
+    app.button(key="cancel_video").click().run()
+    no_exception(app)
+    assert app.info.values[-1] == "Cancelled; nothing was saved."
+    assert not app.get("progress") and not app.get("video") and not app.error
+    assert app.button(key="annotate_video").label == "Annotate the video"  # ready to start again
+
+
+def wait_for_video_job(app: AppTest, seconds: float = 120) -> None:
+    """Rerun the page (as its timer does in a browser) until the background job has ended."""
+    deadline = time.monotonic() + seconds
+    while app.get("progress"):
+        assert time.monotonic() < deadline, "the video job did not end"
+        time.sleep(0.3)
+        app.run()
 
 
 def test_without_any_model_the_app_says_what_to_do(tmp_path, monkeypatch) -> None:

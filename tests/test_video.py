@@ -15,7 +15,7 @@ from facemask.detect import WEBCAM, FaceDetector
 from facemask.errors import VideoError
 from facemask.images import load_image
 from facemask.pipeline import Pipeline
-from facemask.video import annotate_video
+from facemask.video import VideoCancelled, VideoJob, annotate_video
 
 FRAMES = 12
 FPS = 10
@@ -126,3 +126,41 @@ def test_unreadable_files_raise_one_sentence(
         message = str(info.value)
         assert bad.name in message and message.endswith(".") and "\n" not in message
         assert not out.exists()
+
+
+def test_a_background_job_reports_progress_and_its_result(
+    pipeline: Pipeline, face: np.ndarray, tmp_path: Path
+) -> None:
+    clip = write_clip(tmp_path / "clip.mp4", face)
+    job = VideoJob(clip.read_bytes(), "../../etc/my clip?.mp4", pipeline)
+    assert job.source.parent.parent == job.folder and job.source.name == "my clip_.mp4"
+    assert job.wait(120)
+    assert job.error is None and job.summary is not None
+    assert job.frames == job.summary.frames == FRAMES
+    assert probe(job.summary.output)[:2] == ("h264", "yuv420p")
+    assert not job.source.exists()  # the input copy goes as soon as the work ends
+    job.close()
+    assert not job.folder.exists()
+
+
+def test_a_cancelled_job_stops_early_and_leaves_nothing(
+    pipeline: Pipeline, face: np.ndarray, tmp_path: Path
+) -> None:
+    clip = write_clip(tmp_path / "long.mp4", face, frames=400)
+    job = VideoJob(clip.read_bytes(), "long.mp4", pipeline)
+    job.cancel()
+    assert job.wait(60)
+    assert isinstance(job.error, VideoCancelled) and "nothing was saved" in str(job.error)
+    assert job.summary is None and job.frames < 400
+    assert list(job.folder.rglob("*.mp4")) == []
+    job.close()
+    assert not job.folder.exists()
+
+
+def test_a_bad_file_in_a_job_is_its_error_not_a_crash(pipeline: Pipeline) -> None:
+    job = VideoJob(b"\x00" * 4096, "broken.mp4", pipeline)
+    assert job.wait(60)
+    assert isinstance(job.error, VideoError) and "broken.mp4 is not a readable video" in str(
+        job.error
+    )
+    job.close()
