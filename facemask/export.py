@@ -32,7 +32,9 @@ TFJS_F16_DIR = "tfjs_float16"
 RUN_TFJS_SCRIPT = Path(__file__).resolve().parent / "js" / "run_tfjs.mjs"
 
 INT8_MIN_AGREEMENT = 99.0
-"""Serve the int8 TFLite file only if it picks the same label as Keras on this % of crops."""
+"""Serve the int8 TFLite file only if it picks the same label as Keras on this % of crops..."""
+INT8_MAX_TIME_RATIO = 0.9
+"""...and takes at most this fraction of the float file's time per crop."""
 FLOAT_MAX_ABS_DIFF = 1e-3
 """A float export whose probabilities differ from Keras by more than this is broken."""
 REPRESENTATIVE_MAX = 200
@@ -371,7 +373,10 @@ def _file_sizes(root: Path, paths: Sequence[Path]) -> dict[str, int]:
 
 
 def choose_serving(exports: dict[str, Any]) -> dict[str, str]:
-    """card["serving"]: int8 TFLite if it agrees with Keras on >= 99% of the crops, else float."""
+    """card["serving"]: int8 TFLite when it agrees with Keras on >= 99% of the crops AND is
+    measurably faster than float on this machine (at most INT8_MAX_TIME_RATIO of its time);
+    otherwise float, which is exact. On CPUs without int8 dot-product instructions int8 buys
+    a smaller file but no speed, so a little accuracy would be lost for nothing."""
     float_ = exports["tflite"]
     int8 = exports["tflite_int8"]
     ties = int8.get("near_ties", 0)
@@ -381,10 +386,18 @@ def choose_serving(exports: dict[str, Any]) -> dict[str, str]:
         + f"(max prob diff {int8['max_abs_diff']:.3f}; {int8['ms_per_crop']:.2f} ms per crop vs "
         f"{float_['ms_per_crop']:.2f} ms for float)"
     )
-    if int8["agreement"] >= INT8_MIN_AGREEMENT:
-        reason = f"{measured}, at least the {INT8_MIN_AGREEMENT:g}% required: serving int8."
+    if int8["agreement"] < INT8_MIN_AGREEMENT:
+        reason = f"{measured}, below the {INT8_MIN_AGREEMENT:g}% required: serving float."
+    elif int8["ms_per_crop"] > INT8_MAX_TIME_RATIO * float_["ms_per_crop"]:
+        reason = (
+            f"{measured}: int8 is not faster here (it must take at most "
+            f"{INT8_MAX_TIME_RATIO:.0%} of float's time), so serving the exact float file."
+        )
+    else:
+        reason = (
+            f"{measured}, at least the {INT8_MIN_AGREEMENT:g}% required and faster: serving int8."
+        )
         return {"file": int8["file"], "runtime": "tflite", "reason": reason}
-    reason = f"{measured}, below the {INT8_MIN_AGREEMENT:g}% required: serving float."
     return {"file": float_["file"], "runtime": "tflite", "reason": reason}
 
 
@@ -410,7 +423,8 @@ def export_all(model_dir: str | os.PathLike, crops: np.ndarray, *, tfjs: bool = 
     is calibrated on `crops` (uint8, the model's input size). Everything is staged and checked
     first: a float export that does not reproduce Keras raises ModelError and changes nothing.
     card.json gets "exports", "files" and "serving" (int8 only when it agrees with Keras on
-    >= 99% of the crops). Without tfjs, stale TF.js folders are removed. Returns the exports.
+    >= 99% of the crops and is faster than float). Without tfjs, stale TF.js folders are
+    removed. Returns the exports.
     """
     root = Path(model_dir)
     card = read_card(root)

@@ -18,6 +18,7 @@ import pytest
 
 from facemask.classify import MaskClassifier, read_card
 from facemask.export import (
+    INT8_MAX_TIME_RATIO,
     INT8_MIN_AGREEMENT,
     RUN_TFJS_SCRIPT,
     TFJS_VERIFY_MAX,
@@ -187,7 +188,11 @@ def assert_measured(check: dict, n: int) -> None:
 def test_serving_choice_follows_the_int8_rule(exported) -> None:
     model_dir, crops, exports, *_ = exported
     serving = read_card(model_dir)["serving"]
-    int8_ok = exports["tflite_int8"]["agreement"] >= INT8_MIN_AGREEMENT
+    int8, float_ = exports["tflite_int8"], exports["tflite"]
+    int8_ok = (
+        int8["agreement"] >= INT8_MIN_AGREEMENT
+        and int8["ms_per_crop"] <= INT8_MAX_TIME_RATIO * float_["ms_per_crop"]
+    )
     assert serving["file"] == ("model_int8.tflite" if int8_ok else "model.tflite")
     assert serving["runtime"] == "tflite"
     assert f"{exports['tflite_int8']['agreement']:g}%" in serving["reason"]
@@ -206,13 +211,21 @@ def test_serving_choice_follows_the_int8_rule(exported) -> None:
     assert np.abs(probs - reference).max() == pytest.approx(served["max_abs_diff"], abs=1e-6)
 
 
-@pytest.mark.parametrize("agreement, served", [(99.0, "model_int8.tflite"), (98.9, "model.tflite")])
-def test_serving_rule_threshold(agreement: float, served: str) -> None:
-    measured = {"n": 1000, "max_abs_diff": 0.2, "ms_per_crop": 1.0, "near_ties": 0}
+@pytest.mark.parametrize(
+    "agreement, int8_ms, served",
+    [
+        (99.0, 0.9, "model_int8.tflite"),  # accurate enough and faster
+        (98.9, 0.5, "model.tflite"),  # faster, but changes too many labels
+        (100.0, 0.95, "model.tflite"),  # exact, but not faster (no int8 dot products)
+    ],
+)
+def test_serving_rule_threshold(agreement: float, int8_ms: float, served: str) -> None:
+    measured = {"n": 1000, "max_abs_diff": 0.2, "near_ties": 0}
     exports = {
-        "tflite": {**measured, "file": "model.tflite", "agreement": 100.0, "disagreements": 0},
+        "tflite": {**measured, "file": "model.tflite", "agreement": 100.0, "disagreements": 0,
+                   "ms_per_crop": 1.0},
         "tflite_int8": {**measured, "file": "model_int8.tflite", "agreement": agreement,
-                        "disagreements": round(10 * (100 - agreement))},
+                        "disagreements": round(10 * (100 - agreement)), "ms_per_crop": int8_ms},
     }  # fmt: skip
     serving = choose_serving(exports)
     assert serving["file"] == served and serving["runtime"] == "tflite"
