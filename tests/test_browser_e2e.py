@@ -30,6 +30,8 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
+APP_MEMORY_LIMIT_MB = 2048
+"""The app with the default model and one live session stays under 2 GB resident."""
 SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
 CAMERA_PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg")
 """Two people from tests/data/faces, side by side in front of the fake camera."""
@@ -184,7 +186,7 @@ def app_server(
 
     try:
         _wait_for("the Streamlit server's health check", healthy, timeout=90, poll=0.5)
-        yield base, status, log_path
+        yield base, status, log_path, server.pid
     finally:
         print(f"--- streamlit log (last lines) ---\n{_tail(log_path, 80)}")  # shown on failure
         server.terminate()
@@ -193,6 +195,20 @@ def app_server(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+def _server_memory(pid: int) -> dict:
+    """Current and peak resident memory of the app server (Linux /proc), also written to
+    test-output/app-memory.json for the README's figures."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024  # kB -> MB
+    memory = {"rss_mb": round(fields["VmRSS"]), "peak_rss_mb": round(fields["VmHWM"])}
+    (REPO / "test-output").mkdir(exist_ok=True)
+    (REPO / "test-output" / "app-memory.json").write_text(json.dumps(memory) + "\n")
+    return memory
 
 
 def _tail(path: Path, lines: int = 60) -> str:
@@ -334,7 +350,7 @@ def _upload_photo(page, photo: Path) -> int:
 def test_live_page_streams_annotated_video_then_every_page_renders(
     app_server, launch_browser, camera_clip, people_picture, tmp_path
 ):
-    base, status_file, log_path = app_server
+    base, status_file, log_path, server_pid = app_server
     page = launch_browser(camera_clip)
     page.goto(base, wait_until="domcontentloaded")
     page.get_by_role("heading", name="Live webcam").wait_for(timeout=90_000)
@@ -390,6 +406,8 @@ def test_live_page_streams_annotated_video_then_every_page_renders(
     _open_page(page, "Live", "Live webcam")
     webrtc = page.frame_locator(WEBRTC_IFRAME)
     _start_and_wait_for_faces(webrtc, status_file, log_path, frames=3)
+    memory = _server_memory(server_pid)  # every page visited, a live session streaming
+    assert memory["peak_rss_mb"] < APP_MEMORY_LIMIT_MB, memory
     webrtc.get_by_role("button", name="Stop").click()
     webrtc.get_by_role("button", name="Start").wait_for(state="visible", timeout=60_000)
     _wait_until_no_frames(status_file, quiet, "after Stop")
@@ -401,7 +419,7 @@ def test_live_page_streams_annotated_video_then_every_page_renders(
 
 
 def test_a_refused_camera_gets_an_explanation_and_no_stream(app_server, launch_browser):
-    base, status_file, _ = app_server
+    base, status_file, *_ = app_server
     if status_file.exists():  # a stream of an earlier test may take a moment to wind down
         _wait_until_no_frames(status_file, 3.0, "before the test")
     processed = _read_status(status_file).get("processed", 0)
