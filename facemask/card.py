@@ -117,6 +117,35 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"- Wall time {training.get('wall_time_s')} s on {training.get('machine')}; "
             f"images/s by phase: {training.get('images_per_s_by_phase')}.",
         ]
+    if card.get("tradeoff"):
+        lines += ["", "## Accuracy / latency trade-off (input size)", ""]
+        lines += tradeoff_markdown(card["tradeoff"]).splitlines()
     if card.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in card["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def tradeoff_markdown(rows: list[dict[str, Any]]) -> str:
+    """A table of models side by side (tools/tradeoff.py rows): accuracy on the test split, on
+    it degraded to small faces, on annotated scene faces, and TFLite ms per face crop."""
+
+    def ms(row: dict[str, Any], name: str) -> str:
+        value = row.get("ms_per_crop", {}).get(name)
+        return f"{value:.2f}" if isinstance(value, (int, float)) else "n/a"
+
+    lines = [
+        "| input | test (Keras) | small faces (Keras) | served file | test (served) | "
+        "small faces (served) | scene faces (served) | ms/crop float | ms/crop int8 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        scene = row.get("scene_faces", {})
+        lines.append(
+            f"| {row['input_size']} px | {_pct(row.get('test_accuracy'))} | "
+            f"{_pct(row.get('small_faces_accuracy'))} | `{row.get('served_file')}` | "
+            f"{_pct(row.get('served_test_accuracy'))} | "
+            f"{_pct(row.get('served_small_faces_accuracy'))} | "
+            f"{_pct(scene.get('accuracy'))} | {ms(row, 'model.tflite')} | "
+            f"{ms(row, 'model_int8.tflite')} |"
+        )
     return "\n".join(lines) + "\n"

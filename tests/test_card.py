@@ -1,8 +1,12 @@
 """MODEL_CARD.md rendering from a real run's card.json."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 from facemask.card import card_markdown
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
 
 def test_card_markdown_carries_the_measured_numbers(tiny_model_dir):
@@ -14,3 +18,17 @@ def test_card_markdown_carries_the_measured_numbers(tiny_model_dir):
     assert f"(served `{card['serving']['file']}`)" in text
     assert "Confusion (rows true, columns predicted)" in text
     assert card["command"] in text
+
+
+def test_the_tradeoff_table_comes_from_the_models_cards(tiny_model_dir):
+    spec = importlib.util.spec_from_file_location("tradeoff", TOOLS / "tradeoff.py")
+    tradeoff = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tradeoff)
+    card = json.loads((tiny_model_dir / "card.json").read_text())
+    row = tradeoff.row(tiny_model_dir, None)
+    assert row["input_size"] == 64 and row["served_file"] == card["serving"]["file"]
+    text = card_markdown({**card, "tradeoff": [row]})
+    assert "## Accuracy / latency trade-off (input size)" in text
+    float_ms = card["exports"]["tflite"]["ms_per_crop"]
+    assert f"| 64 px | {card['metrics']['test']['accuracy']:.1%} |" in text
+    assert f"| {float_ms:.2f} |" in text

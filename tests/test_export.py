@@ -26,6 +26,7 @@ from facemask.export import (
     export_all,
     export_tfjs,
     export_tflite,
+    interleaved_ms_per_crop,
     keras_probabilities,
     tfjs_unavailable,
     verify_tfjs,
@@ -341,3 +342,13 @@ def test_node_script_checks_the_input_size(random_tfjs, crops64, tmp_path) -> No
     )
     assert code == 1
     assert "shape 2,64,64,3 needs 24576" in out["error"]
+
+
+def test_float_and_int8_are_timed_interleaved(exported) -> None:
+    model_dir, crops, exports, *_ = exported
+    for key in ("tflite", "tflite_int8"):
+        assert exports[key]["ms_per_crop"] > 0
+        assert "interleaved" in exports[key]["timing"]
+    files = [model_dir / "model.tflite", model_dir / "model_int8.tflite"]
+    timed = interleaved_ms_per_crop(files, crops[:4], rounds=2)
+    assert len(timed) == 2 and all(0 < ms < 1000 for ms in timed)
