@@ -120,7 +120,7 @@ def training_form(store: RunStore) -> None:
             key="form_weights",
         )
         input_size = right.selectbox(
-            "Image size (px)", INPUT_SIZES, index=INPUT_SIZES.index(160), key="form_size"
+            "Image size (px)", INPUT_SIZES, index=INPUT_SIZES.index(128), key="form_size"
         )
         epochs_head = left.number_input(
             "Epochs, head (base frozen)", 1, 100, 6, key="form_epochs_head"

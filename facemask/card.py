@@ -126,26 +126,25 @@ def card_markdown(card: dict[str, Any]) -> str:
 
 
 def tradeoff_markdown(rows: list[dict[str, Any]]) -> str:
-    """A table of models side by side (tools/tradeoff.py rows): accuracy on the test split, on
-    it degraded to small faces, on annotated scene faces, and TFLite ms per face crop."""
+    """Models side by side (tools/tradeoff.py rows): accuracy on the test split, on it degraded
+    to small faces and on annotated scene faces, and TFLite ms per face crop."""
 
     def ms(row: dict[str, Any], name: str) -> str:
         value = row.get("ms_per_crop", {}).get(name)
         return f"{value:.2f}" if isinstance(value, (int, float)) else "n/a"
 
     lines = [
-        "| input | test (Keras) | small faces (Keras) | served file | test (served) | "
-        "small faces (served) | scene faces (served) | ms/crop float | ms/crop int8 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| input | test | small faces (24-48 px) | scene faces | ms/crop float | ms/crop int8 | "
+        "int8 same label |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         scene = row.get("scene_faces", {})
+        agreement = row.get("int8_agreement")
         lines.append(
             f"| {row['input_size']} px | {_pct(row.get('test_accuracy'))} | "
-            f"{_pct(row.get('small_faces_accuracy'))} | `{row.get('served_file')}` | "
-            f"{_pct(row.get('served_test_accuracy'))} | "
-            f"{_pct(row.get('served_small_faces_accuracy'))} | "
-            f"{_pct(scene.get('accuracy'))} | {ms(row, 'model.tflite')} | "
-            f"{ms(row, 'model_int8.tflite')} |"
+            f"{_pct(row.get('small_faces_accuracy'))} | {_pct(scene.get('accuracy'))} | "
+            f"{ms(row, 'model.tflite')} | {ms(row, 'model_int8.tflite')} | "
+            + (f"{agreement:g}% |" if isinstance(agreement, (int, float)) else "n/a |")
         )
     return "\n".join(lines) + "\n"

@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="dataset folder: one sub-folder of images per class")
     p.add_argument("--backbone", choices=("mobilenetv2", "vgg16"), default="mobilenetv2")
-    p.add_argument("--input-size", type=int, default=160, help="model input side in px")
+    p.add_argument("--input-size", type=int, default=128, help="model input side in px")
     p.add_argument("--epochs-head", type=int, default=6, help="epochs with the base frozen")
     p.add_argument("--epochs-fine", type=int, default=6, help="fine-tuning epochs (0: none)")
     p.add_argument(

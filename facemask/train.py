@@ -65,7 +65,7 @@ class TrainConfig:
 
     data: str
     backbone: str = "mobilenetv2"
-    input_size: int = 160
+    input_size: int = 128
     epochs_head: int = 6
     epochs_fine: int = 6
     fine_tune_layers: int | None = None  # None: the backbone's default; 0: no fine-tuning

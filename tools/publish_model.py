@@ -1,6 +1,7 @@
 """Publish a finished run as a shipped model: copy it to models/<name>/ and write MODEL_CARD.md.
 
     .venv/bin/python tools/publish_model.py RUN_DIR NAME [--only FILE ...] [--note TEXT ...]
+                                            [--tradeoff ROWS.json]
 
 --only keeps just the named files (plus card.json and the run's records), for models too large
 to commit whole; the card says which files were left out and how to rebuild them.
@@ -31,6 +32,9 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--only", nargs="*", help="model files to keep (default: all)")
     parser.add_argument("--note", action="append", default=[], help="a line for the card's notes")
+    parser.add_argument(
+        "--tradeoff", type=Path, help="rows from tools/tradeoff.py --output, kept in the card"
+    )
     args = parser.parse_args()
 
     target = REPO / "models" / safe_name(args.name)
@@ -50,6 +54,8 @@ def main() -> None:
     card["name"] = args.name
     card["files_committed"] = sorted(p.name for p in target.iterdir())
     card["notes"] = [*card.get("notes", []), *args.note]
+    if args.tradeoff:
+        card["tradeoff"] = json.loads(args.tradeoff.read_text())
     (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (target / "MODEL_CARD.md").write_text(card_markdown(card))
     print(target)

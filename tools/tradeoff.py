@@ -3,9 +3,11 @@ sizes), as a table for the model card and the README.
 
     .venv/bin/python tools/tradeoff.py MODEL_DIR... [--scenes DIR] [--output FILE.json]
 
-Accuracy and per-crop latency come from each model's card (measured when it was exported);
-with --scenes, each served model is also run on the annotated faces of a scene set, cropped
-from their ground-truth boxes: real faces from another source than the training data.
+Accuracy on the test split (and on it degraded to small faces) comes from each model's card.
+Latency is measured here, for every model's float and int8 TFLite files in interleaved rounds,
+so load on a shared CPU weighs on all of them alike. With --scenes, each float model also
+classifies the annotated faces of a scene set, cropped from their ground-truth boxes: real
+faces from another source than the training data.
 """
 
 from __future__ import annotations
@@ -16,36 +18,36 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from facemask.card import tradeoff_markdown  # noqa: E402
-from facemask.classify import MaskClassifier, read_card  # noqa: E402
+from facemask.classify import TFLITE_FILE, TFLITE_INT8_FILE, MaskClassifier, read_card  # noqa: E402
+from facemask.export import interleaved_ms_per_crop  # noqa: E402
+
+TIMED_FILES = (TFLITE_FILE, TFLITE_INT8_FILE)
 
 
 def row(model_dir: Path, scenes: list | None) -> dict[str, Any]:
+    """Accuracy figures of one model: its card's, plus scene faces when scenes are given."""
     card = read_card(model_dir)
     metrics, exports = card["metrics"], card.get("exports", {})
-    served = metrics.get("served", {})
     result: dict[str, Any] = {
         "model": card.get("name", model_dir.name),
         "architecture": card.get("architecture"),
         "input_size": card["input_size"],
         "test_accuracy": metrics["test"]["accuracy"],
         "small_faces_accuracy": metrics["test_small_faces"]["accuracy"],
-        "served_file": card["serving"]["file"],
-        "served_test_accuracy": served.get("test", {}).get("accuracy"),
-        "served_small_faces_accuracy": served.get("test_small_faces", {}).get("accuracy"),
-        "ms_per_crop": {
-            e["file"]: e.get("ms_per_crop") for k, e in exports.items() if k.startswith("tflite")
-        },
+        "int8_agreement": exports.get("tflite_int8", {}).get("agreement"),
     }
     if scenes is not None:
         from facemask.detect import WEBCAM, FaceDetector
         from facemask.pipeline import Pipeline
         from facemask.scenes import classify_annotated_faces
 
-        classifier = MaskClassifier(model_dir)
+        classifier = MaskClassifier(model_dir, tflite_file=TFLITE_FILE)
         pipeline = Pipeline(FaceDetector(WEBCAM), classifier)
         faces = classify_annotated_faces(scenes, pipeline.classify_boxes, classifier.labels)
         result["scene_faces"] = {
@@ -57,6 +59,19 @@ def row(model_dir: Path, scenes: list | None) -> dict[str, Any]:
     return result
 
 
+def time_models(model_dirs: list[Path], rows: list[dict[str, Any]], rounds: int) -> None:
+    """ms per crop of every model's TFLite files, all timed in the same interleaved rounds.
+    Random pixels: a convolutional net's time does not depend on what the pixels show."""
+    rng = np.random.default_rng(0)
+    for model_dir, result in zip(model_dirs, rows, strict=True):
+        size = result["input_size"]
+        crops = rng.integers(0, 256, (20, size, size, 3), dtype=np.uint8)
+        files = [model_dir / name for name in TIMED_FILES if (model_dir / name).is_file()]
+        result["ms_per_crop"] = dict(
+            zip((f.name for f in files), interleaved_ms_per_crop(files, crops, rounds), strict=True)
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -64,13 +79,16 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path, help="model or run folders")
     parser.add_argument("--scenes", type=Path, help="scene folder with annotations.json")
     parser.add_argument("--output", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     args = parser.parse_args()
     scenes = None
     if args.scenes:
         from facemask.scenes import load_scenes
 
         scenes = load_scenes(args.scenes)
-    rows = sorted((row(m, scenes) for m in args.models), key=lambda r: r["input_size"])
+    rows = [row(m, scenes) for m in args.models]
+    time_models(args.models, rows, args.rounds)
+    rows.sort(key=lambda r: r["input_size"])
     print(tradeoff_markdown(rows))
     if args.output:
         args.output.write_text(json.dumps(rows, indent=2) + "\n")
