@@ -1,6 +1,6 @@
 """Training-time augmentation, as tf.data maps on batches of RGB float images in [0, 255].
 
-Besides the usual flips, zoom, shifts and colour, it fights the shortcut the training data
+Besides the usual flips, rotation, zoom, shifts and colour, it fights the shortcut the training data
 invites: most training photos are large, sharp face crops, while faces in real video are small
 and soft. So crops are often shrunk and scaled back up, blurred, JPEG-compressed, darkened or
 partly covered, and the classifier has to look at the mask, not at the sharpness.
@@ -19,6 +19,7 @@ BLUR_P = 0.2
 JPEG_P = 0.3
 OCCLUDE_P = 0.2
 GREY_P = 0.08
+ROTATION_DEG = 15.0  # faces tilt: each crop turns by up to this many degrees either way
 ZOOM = (0.8, 1.15)  # crop side relative to the image: < 1 zooms in, > 1 zooms out
 SHIFT = 0.08  # crop centre offset, as a fraction of the side
 
@@ -40,6 +41,27 @@ def _zoom_shift_flip(images: tf.Tensor, size: int) -> tf.Tensor:
     # zooming out leaves borders: fill them with each image's mean colour
     return tf.image.crop_and_resize(
         images, boxes, tf.range(n), (size, size), extrapolation_value=-1.0
+    )
+
+
+def _rotate(images: tf.Tensor, size: int) -> tf.Tensor:
+    """Turn each image about its centre by a random angle; corners are filled by reflection."""
+    n = tf.shape(images)[0]
+    angle = tf.random.uniform((n,), -ROTATION_DEG, ROTATION_DEG) * (3.141592653589793 / 180.0)
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    centre = (size - 1) / 2.0
+    # output pixel (x, y) samples input (cos*x - sin*y + tx, sin*x + cos*y + ty)
+    tx = centre - cos * centre + sin * centre
+    ty = centre - sin * centre - cos * centre
+    zeros = tf.zeros_like(cos)
+    transforms = tf.stack([cos, -sin, tx, sin, cos, ty, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.constant([size, size]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
     )
 
 
@@ -103,7 +125,7 @@ def _jpeg(image: tf.Tensor) -> tf.Tensor:
 def augment_batch(images: tf.Tensor, size: int) -> tf.Tensor:
     """One random augmentation of each (size, size, 3) float crop in [0, 255] of a batch."""
     original = images
-    images = _fill_outside(_zoom_shift_flip(images, size), original)
+    images = _fill_outside(_zoom_shift_flip(_rotate(images, size), size), original)
     images = _colour(images)
     images = _low_resolution(images, size)  # what far-away faces look like
     images = _blur(images)
