@@ -106,19 +106,24 @@ def test_no_face_offers_whole_image_classification(app: AppTest, face_images) ->
     assert text.startswith("Whole image: **Mask**") or text.startswith("Whole image: **No mask**")
 
 
-def test_video_is_annotated_with_progress(app: AppTest, face_images, tmp_path: Path) -> None:
-    face = load_image(next(p for p in face_images if p.name == "astronaut.jpg"))
-    clip = tmp_path / "clip.mp4"
-    with av.open(str(clip), "w") as out:
-        stream = out.add_stream("libx264", rate=8)
+def astronaut_clip(face_images, path: Path, frames: int, rate: int, drift: int = 0) -> bytes:
+    """An H.264 clip of the astronaut photo at 256 x 256, moving `drift` px sideways a frame."""
+    face = load_image(next(p for p in face_images if p.name == "astronaut.jpg"))[::2, ::2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
-        frame = np.ascontiguousarray(face[::2, ::2])
-        for _ in range(6):
+        for i in range(frames):
+            frame = np.ascontiguousarray(np.roll(face, drift * i, axis=1))
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    app.file_uploader(key="upload_video").upload("clip.mp4", clip.read_bytes(), "video/mp4")
+    return path.read_bytes()
+
+
+def test_video_is_annotated_with_progress(app: AppTest, face_images, tmp_path: Path) -> None:
+    clip = astronaut_clip(face_images, tmp_path / "clip.mp4", frames=6, rate=8)
+    app.file_uploader(key="upload_video").upload("clip.mp4", clip, "video/mp4")
     app.run()
     no_exception(app)
     assert not app.get("video")
@@ -144,18 +149,9 @@ def test_video_is_annotated_with_progress(app: AppTest, face_images, tmp_path: P
 
 
 def test_a_running_video_can_be_cancelled(app: AppTest, face_images, tmp_path: Path) -> None:
-    face = load_image(next(p for p in face_images if p.name == "astronaut.jpg"))
-    clip = tmp_path / "long.mp4"
-    with av.open(str(clip), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
-        for i in range(1500):  # 60 s: far longer than the test takes to press Cancel
-            frame = np.ascontiguousarray(np.roll(face[::2, ::2], i, axis=1))
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    app.file_uploader(key="upload_video").upload("long.mp4", clip.read_bytes(), "video/mp4")
+    # 60 s of a drifting face: far longer than the test takes to press Cancel
+    clip = astronaut_clip(face_images, tmp_path / "long.mp4", frames=1500, rate=25, drift=1)
+    app.file_uploader(key="upload_video").upload("long.mp4", clip, "video/mp4")
     app.run()
     app.button(key="annotate_video").click().run()
     no_exception(app)
