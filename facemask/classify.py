@@ -12,6 +12,8 @@ import numpy as np
 
 from facemask.errors import ModelError
 
+DEFAULT_THREADS = min(2, os.cpu_count() or 1)
+"""TFLite interpreter threads when none are asked for."""
 CARD_FILE = "card.json"
 KERAS_FILE = "model.keras"
 TFLITE_FILE = "model.tflite"
@@ -61,7 +63,6 @@ class MaskClassifier:
         self.input_size: int = int(self.card["input_size"])
         self.name: str = str(self.card.get("name", self.model_dir.name))
         self._lock = threading.Lock()
-        threads = num_threads or min(2, os.cpu_count() or 1)
         served = tflite_file or self.card.get("serving", {}).get("file", TFLITE_FILE)
         tflite_path = self.model_dir / served
         if runtime == "auto":
@@ -69,14 +70,14 @@ class MaskClassifier:
                 "tflite" if tflite_path.suffix == ".tflite" and tflite_path.is_file() else "keras"
             )
         if runtime == "tflite":
-            self._load_tflite(tflite_path, threads)
+            self._load_tflite(tflite_path, num_threads)
         elif runtime == "keras":
             self._load_keras(self.model_dir / KERAS_FILE)
         else:
             raise ModelError(f"Unknown runtime {runtime!r}: use auto, tflite or keras.")
         self.runtime = runtime
 
-    def _load_tflite(self, path: Path, threads: int) -> None:
+    def _load_tflite(self, path: Path, threads: int | None) -> None:
         self._tflite = TFLiteModel(path, threads)
         self._keras = None
         self.served_file = path.name
@@ -115,14 +116,15 @@ class TFLiteModel:
     pixels in [0, 255] to every variant alike. Not thread-safe on its own.
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int) -> None:
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        self.num_threads = num_threads or DEFAULT_THREADS
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path} is missing: export the model first (facemask export).")
         try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._interpreter = Interpreter(model_path=str(path), num_threads=self.num_threads)
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"{path} is not a valid TFLite model: {exc}.") from exc

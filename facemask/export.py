@@ -23,7 +23,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facemask.classify import KERAS_FILE, TFLITE_FILE, TFLITE_INT8_FILE, TFLiteModel, read_card
+from facemask.classify import (
+    DEFAULT_THREADS,
+    KERAS_FILE,
+    TFLITE_FILE,
+    TFLITE_INT8_FILE,
+    TFLiteModel,
+    read_card,
+)
 from facemask.errors import ModelError
 from facemask.runs import write_json
 
@@ -211,21 +218,24 @@ def _check_labels(reference: np.ndarray, labels: Sequence[str]) -> None:
         )
 
 
+def _timed_run(model: TFLiteModel, crops: np.ndarray) -> tuple[np.ndarray, float]:
+    """Outputs for crops, one crop per invoke, and the median ms per crop (after a warm-up:
+    XNNPACK packs weights on the first invokes)."""
+    for _ in range(3):
+        model(crops[0])
+    outputs, times = [], []
+    for crop in crops:
+        start = time.perf_counter()
+        outputs.append(model(crop))
+        times.append(time.perf_counter() - start)
+    return np.stack(outputs), float(np.median(times) * 1000.0)
+
+
 def run_tflite(
     tflite_path: str | os.PathLike, crops: np.ndarray, num_threads: int | None = None
 ) -> tuple[np.ndarray, float]:
     """Probabilities for uint8 crops, one crop per invoke, and the median ms per crop."""
-    crops = _check_crops(crops)
-    invoke = TFLiteModel(tflite_path, num_threads or min(2, os.cpu_count() or 1))
-
-    for _ in range(3):  # warm-up: XNNPACK packs weights on the first invokes
-        invoke(crops[0])
-    probs, times = [], []
-    for crop in crops:
-        start = time.perf_counter()
-        probs.append(invoke(crop))
-        times.append(time.perf_counter() - start)
-    return np.stack(probs), float(np.median(times) * 1000.0)
+    return _timed_run(TFLiteModel(tflite_path, num_threads), _check_crops(crops))
 
 
 def interleaved_ms_per_crop(
@@ -238,20 +248,11 @@ def interleaved_ms_per_crop(
     each file keeps its lowest round. On a shared CPU, load that comes and goes then weighs on
     every file alike instead of on whichever happened to run at the time."""
     crops = _check_crops(crops)
-    threads = num_threads or min(2, os.cpu_count() or 1)
-    models = [TFLiteModel(path, threads) for path in paths]
-    for model in models:
-        for _ in range(3):  # warm-up: XNNPACK packs weights on the first invokes
-            model(crops[0])
+    models = [TFLiteModel(path, num_threads) for path in paths]
     best = [float("inf")] * len(models)
     for _ in range(rounds):
         for i, model in enumerate(models):
-            times = []
-            for crop in crops:
-                start = time.perf_counter()
-                model(crop)
-                times.append(time.perf_counter() - start)
-            best[i] = min(best[i], float(np.median(times)) * 1000.0)
+            best[i] = min(best[i], _timed_run(model, crops)[1])
     return best
 
 
@@ -281,7 +282,7 @@ def _verify_tflite(
     num_threads: int | None = None,
 ) -> dict[str, Any]:
     _check_labels(reference, labels)
-    threads = num_threads or min(2, os.cpu_count() or 1)
+    threads = num_threads or DEFAULT_THREADS
     probs, ms = run_tflite(tflite_path, crops, threads)
     result = _compare(reference, probs, labels)
     result.update(ms_per_crop=round(ms, 3), num_threads=threads, runtime="ai-edge-litert")
