@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 
 import ui
-from facemask.errors import FacemaskError, VideoError
-from facemask.images import MAX_IMAGE_BYTES, encode_image, load_image
-from facemask.pipeline import LABEL_TEXT, Detection, annotate
-from facemask.predict import image_result, results_csv
+from facemask import uploads
+from facemask.errors import FacemaskError
+from facemask.images import MAX_IMAGE_BYTES
+from facemask.predict import results_csv
 from facemask.video import (
     MAX_VIDEO_BYTES,
     MAX_VIDEO_SECONDS,
     VideoCancelled,
     VideoJob,
-    VideoSummary,
+    check_video_size,
 )
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]
-VIDEO_TYPES = ["mp4", "mov", "avi", "webm"]
 _CACHE_KEY = "upload_results"
 _CACHE_SIZE = 64
 _VIDEO_KEY = "upload_video_result"
@@ -36,80 +32,53 @@ FACE_COLUMNS = {
 }
 
 
-def _face_rows(detections: list[Detection]) -> list[dict[str, Any]]:
-    return [
-        {
-            "face": i,
-            "box": ", ".join(str(v) for v in det.box),
-            "label": LABEL_TEXT.get(det.label, det.label),
-            "confidence": round(det.confidence, 4),
-            "detection score": round(det.detection_score, 4),
-        }
-        for i, det in enumerate(detections, start=1)
-    ]
-
-
-def _analyse(file, model: str, s: ui.Settings, whole_image: bool) -> dict[str, Any]:
-    """Result, annotated PNG and face rows of one upload (cached per session: reruns are free)."""
+def _analyse(file, model: str, s: ui.Settings, whole_image: bool) -> uploads.ImageOutcome:
+    """One upload through the gate and the pipeline (cached per session: reruns are free)."""
     key = (file.file_id, model, s.min_score, s.min_face, whole_image)
     cache: dict = st.session_state.setdefault(_CACHE_KEY, {})
     if key not in cache:
-        rgb = load_image(file.getvalue(), name=file.name, max_bytes=MAX_IMAGE_BYTES)
         pipeline = ui.get_pipeline(model, "photo", s.min_score, s.min_face)
-        result, detections = image_result(pipeline, rgb, file.name, whole_image=whole_image)
-        shown = detections
-        if whole_image and not detections:
-            shown = [pipeline.classify_whole(rgb)]
-        cache[key] = {
-            "result": result,
-            "png": encode_image(annotate(rgb, shown), "PNG"),
-            "rows": _face_rows(detections),
-        }
+        cache[key] = uploads.analyse_image(file.getvalue(), file.name, pipeline, whole_image)
         while len(cache) > _CACHE_SIZE:
             cache.pop(next(iter(cache)))
     return cache[key]
 
 
-def _show_image(index: int, file, model: str, s: ui.Settings) -> dict[str, Any] | None:
-    """One uploaded image: annotated picture, face table, PNG download. None if unusable."""
+def _show_image(index: int, file, model: str, s: ui.Settings) -> uploads.ImageOutcome:
+    """One uploaded image: annotated picture, face table, PNG download; or its one error."""
     st.subheader(file.name)
     whole_key = f"whole_{index}_{file.file_id}"
-    try:
-        analysed = _analyse(file, model, s, st.session_state.get(whole_key, False))
-    except FacemaskError as exc:
-        ui.show_error(exc)
-        return None
-    result = analysed["result"]
+    outcome = _analyse(file, model, s, st.session_state.get(whole_key, False))
+    if outcome.error is not None:
+        ui.show_error(outcome.error)
+        return outcome
+    result = outcome.result
     left, right = st.columns([4, 3])
-    left.image(analysed["png"], caption=f"{result['width']} x {result['height']} px")
+    left.image(outcome.png, caption=f"{result['width']} x {result['height']} px")
     with right:
-        if analysed["rows"]:
-            st.dataframe(analysed["rows"], hide_index=True, column_config=FACE_COLUMNS)
+        if outcome.rows:
+            st.dataframe(outcome.rows, hide_index=True, column_config=FACE_COLUMNS)
         else:
-            st.info(
-                "No face was found in this image. If it is a close-up of one face, "
-                "classify the whole image as that face."
-            )
-        if not analysed["rows"] or st.session_state.get(whole_key):
+            st.info(uploads.NO_FACE_HINT)
+        if not outcome.rows or st.session_state.get(whole_key):
             st.toggle("Classify the whole image as one face", key=whole_key)
         if "image_label" in result:
-            label = LABEL_TEXT.get(result["image_label"], result["image_label"])
-            st.success(f"Whole image: **{label}** ({result['image_confidence']:.0%} confident).")
+            st.success(uploads.whole_image_sentence(result))
         st.download_button(
             "Annotated image (PNG)",
-            analysed["png"],
-            file_name=f"{Path(file.name).stem}_annotated.png",
+            outcome.png,
+            file_name=uploads.annotated_name(file.name),
             mime="image/png",
             key=f"png_{index}_{file.file_id}",
             on_click="ignore",
         )
-    return result
+    return outcome
 
 
 def images_section(model: str, s: ui.Settings) -> None:
     files = st.file_uploader(
-        "Photos (JPEG, PNG or WebP)",
-        type=IMAGE_TYPES,
+        "Photos (JPEG, PNG, WebP, GIF or BMP)",
+        type=list(uploads.IMAGE_TYPES),
         accept_multiple_files=True,
         key="upload_images",
         max_upload_size=MAX_IMAGE_BYTES // 2**20,
@@ -117,40 +86,30 @@ def images_section(model: str, s: ui.Settings) -> None:
     )
     if not files:
         return
-    results = []
-    for index, file in enumerate(files):
-        result = _show_image(index, file, model, s)
-        if result is not None:
-            results.append(result)
-    if not results:
+    outcomes = [_show_image(index, file, model, s) for index, file in enumerate(files)]
+    good = [o for o in outcomes if o.error is None]
+    if not good:
         return
+    results = [o.result for o in good]
     st.divider()
     faces = sum(len(r["faces"]) for r in results)
     st.markdown(f"**{faces} face(s) in {len(results)} image(s).** Download every result:")
-    csv_col, json_col = st.columns(2)
-    csv_col.download_button(
-        "Results (CSV)",
-        results_csv(results),
-        file_name="facemask_results.csv",
-        mime="text/csv",
-        key="results_csv",
-        on_click="ignore",
-    )
-    json_col.download_button(
-        "Results (JSON Lines)",
-        "".join(json.dumps(r) + "\n" for r in results),
-        file_name="facemask_results.jsonl",
-        mime="application/jsonl",
-        key="results_json",
-        on_click="ignore",
-        help="One object per image, as `facemask predict --json` prints.",
-    )
+    downloads = [
+        ("Results (CSV)", results_csv(results), "facemask_results.csv", "text/csv"),
+        ("Results (JSON Lines)", uploads.results_jsonl(results), "facemask_results.jsonl",
+         "application/jsonl"),
+        ("Annotated images (ZIP)", uploads.annotated_zip(good), "facemask_annotated.zip",
+         "application/zip"),
+    ]  # fmt: skip
+    for column, (label, data, file_name, mime) in zip(st.columns(3), downloads, strict=True):
+        column.download_button(label, data, file_name=file_name, mime=mime, on_click="ignore",
+                               key=f"results_{Path(file_name).suffix[1:]}")  # fmt: skip
 
 
 def video_section(model: str, s: ui.Settings) -> None:
     video = st.file_uploader(
         "A video (MP4, MOV, AVI or WebM)",
-        type=VIDEO_TYPES,
+        type=list(uploads.VIDEO_TYPES),
         key="upload_video",
         max_upload_size=MAX_VIDEO_BYTES // 2**20,
         help=f"Up to {MAX_VIDEO_BYTES // 2**20} MB; the first {MAX_VIDEO_SECONDS:.0f} s are used.",
@@ -186,15 +145,8 @@ def video_section(model: str, s: ui.Settings) -> None:
 def _start_job(video, model: str, s: ui.Settings, detector: str, key: tuple) -> None:
     """Annotate on a background thread; the page polls it (and can cancel it)."""
     _drop_job()
-    if video.size > MAX_VIDEO_BYTES:
-        ui.show_error(
-            VideoError(
-                f"{video.name} is {video.size / 2**20:.0f} MB; "
-                f"the limit is {MAX_VIDEO_BYTES // 2**20} MB."
-            )
-        )
-        return
     try:
+        check_video_size(video.name, video.size)
         pipeline = ui.get_pipeline(model, detector, s.min_score, s.min_face)
     except FacemaskError as exc:
         ui.show_error(exc)
@@ -218,7 +170,7 @@ def _video_progress() -> None:
     if job.done:
         st.session_state.pop(_JOB_KEY)
         if job.summary is not None:
-            st.session_state[_VIDEO_KEY] = _finished(job.summary, key)
+            st.session_state[_VIDEO_KEY] = {"key": key, **uploads.video_result(job.summary)}
         job.close()
         if job.error is not None:
             st.session_state[_VIDEO_ERROR_KEY] = job.error
@@ -232,33 +184,10 @@ def _video_progress() -> None:
         st.rerun(scope="app")
 
 
-def _finished(summary: VideoSummary, key: tuple) -> dict[str, Any]:
-    return {
-        "key": key,
-        "mp4": summary.output.read_bytes(),
-        "summary": {
-            "frames": summary.frames,
-            "seconds": summary.seconds,
-            "fps": summary.fps,
-            "width": summary.width,
-            "height": summary.height,
-            "faces": summary.faces_per_label,
-            "notes": list(summary.notes),
-        },
-    }
-
-
-def _show_video(done: dict[str, Any], name: str) -> None:
-    summary = done["summary"]
-    for note in summary["notes"]:
+def _show_video(done: dict, name: str) -> None:
+    for note in done["notes"]:
         st.warning(note)
-    counts = ", ".join(
-        f"{n} {LABEL_TEXT.get(label, label).lower()}" for label, n in summary["faces"].items()
-    )
-    st.success(
-        f"{summary['frames']} frames ({summary['seconds']:.1f} s at {summary['fps']:.3g} fps), "
-        f"{summary['width']} x {summary['height']} px; faces: {counts or 'none found'}."
-    )
+    st.success(uploads.video_sentence(done))
     st.video(done["mp4"], format="video/mp4")
     st.download_button(
         "Annotated video (MP4)",

@@ -170,17 +170,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args.model, args.detector, args.runtime)
     failures = 0
     for file in args.images:
-        try:
+        try:  # the gate (in load_image and Pipeline.process) refuses what is unsafe to decode
             rgb = load_image(file, name=file)
+            result, detections = image_result(pipeline, rgb, file, whole_image=args.whole_image)
         except ImageError as exc:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"file": file, "error": str(exc)}))
+                print(json.dumps({"file": file, "error": str(exc)}), flush=True)
             continue
-        result, detections = image_result(pipeline, rgb, file, whole_image=args.whole_image)
         if args.json:
-            print(json.dumps(result))
+            print(json.dumps(result), flush=True)
         else:
             faces = ", ".join(f"{f['label']} {f['confidence']:.0%}" for f in result["faces"])
             whole = (

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from facemask.gate import fit_side
+
 MODEL_FILES: dict[str, str] = {
     "short": "face_detection_short_range.tflite",  # 128x128 input: faces near a webcam
     "full": "face_detection_full_range_sparse.tflite",  # 192x192 input: smaller faces in photos
@@ -118,9 +120,10 @@ class FaceDetector:
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image (HxWx3; gray and RGBA accepted), best score first."""
         image = _as_rgb(rgb)
-        height, width = image.shape[:2]
-        if height == 0 or width == 0:
+        if image.shape[0] == 0 or image.shape[1] == 0:
             return []
+        image, scale = fit_side(image)  # what every native library downstream accepts
+        height, width = image.shape[:2]
         settings = self.settings
         whole = (0, 0, width, height)
         tiles = tile_windows(
@@ -134,6 +137,8 @@ class FaceDetector:
             for model, window in passes:
                 faces += self._detect_window(self._detectors[model], image, window)
         faces = _suppress(faces, settings.nms_iou) if len(passes) > 1 else faces
+        if scale != 1.0:
+            faces = [_unscaled(f, scale, rgb.shape[1], rgb.shape[0]) for f in faces]
         faces = [f for f in faces if _short_side(f.box) >= settings.min_face]
         return sorted(faces, key=lambda f: f.score, reverse=True)
 
@@ -219,6 +224,19 @@ def _as_rgb(rgb: np.ndarray) -> np.ndarray:
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3])
+
+
+def _unscaled(face: Face, scale: float, width: int, height: int) -> Face:
+    """A face found in a scaled-down image, in pixels of the original."""
+    x1, y1, x2, y2 = (v / scale for v in face.box)
+    box = (
+        int(np.clip(round(x1), 0, width)),
+        int(np.clip(round(y1), 0, height)),
+        int(np.clip(round(x2), 0, width)),
+        int(np.clip(round(y2), 0, height)),
+    )
+    keypoints = tuple((x / scale, y / scale) for x, y in face.keypoints)
+    return Face(box=box, score=face.score, keypoints=keypoints)
 
 
 def _short_side(box: tuple[int, int, int, int]) -> int:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facemask import gate
 from facemask.errors import ImageError
+from facemask.gate import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
-MAX_IMAGE_BYTES = 25 * 1024 * 1024
-"""Uploads larger than this are refused before decoding."""
-MAX_IMAGE_PIXELS = 40_000_000
-"""Images with more pixels than this (about 7700 x 5200) are refused: decompression bombs."""
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+__all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "encode_image", "load_image"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+_DECODE_ERRORS = (
+    OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+    ZeroDivisionError, struct.error,
+)  # fmt: skip
+"""What PIL raises on truncated or corrupt data (its parsers are Python: found by fuzzing)."""
 
 
 def load_image(
@@ -27,7 +33,10 @@ def load_image(
 ) -> np.ndarray:
     """Decode an image to RGB uint8 (H, W, 3), honouring EXIF orientation.
 
-    Raises ImageError with one sentence for anything that is not a usable image.
+    The one decode entry: facemask.gate checks the format (magic bytes), the header's size,
+    mode and frame count before PIL decodes, and the decoded array after. Animations give
+    their first frame. Raises ImageError with one sentence for anything that is not a usable
+    image.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "the upload")
     if isinstance(source, bytes):
@@ -47,33 +56,38 @@ def load_image(
         raise ImageError(
             f"{label} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB."
         )
-    if not data:
-        raise ImageError(f"{label} is empty.")
+    fmt = gate.sniff_image(data, label)
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                limit = f"{max_pixels / 1e6:.0f} megapixels"
-                raise ImageError(f"{label} is {width}x{height} pixels; the limit is {limit}.")
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("RGBA", "LA") or "transparency" in img.info:
-                rgba = img.convert("RGBA")  # flatten transparency onto white, like the dataset
-                img = Image.new("RGB", img.size, (255, 255, 255))
-                img.paste(rgba, mask=rgba.getchannel("A"))
-            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+            gate.check_image(img, label, max_pixels)
+            img.load()  # the first frame of an animation
+            rgb = _to_rgb(ImageOps.exif_transpose(img))
     except ImageError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{label} has too many pixels to be decoded safely.") from exc
+    except Image.DecompressionBombError as exc:  # PIL's own check, at twice our limit
+        limit = f"{max_pixels / 1e6:.0f} megapixels"
+        raise ImageError(f"{label} claims far too many pixels; the limit is {limit}.") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{label} is not a readable image (JPEG, PNG or WebP).") from exc
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise ImageError(f"{label} is {gate.NOT_READABLE}.") from exc
+    except _DECODE_ERRORS as exc:  # truncated or corrupt data
         reason = str(exc).split(" (")[0].rstrip(".").lower() or "corrupt data"
-        raise ImageError(f"{label} is not a readable image (JPEG, PNG or WebP): {reason}.") from exc
-    if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise ImageError(f"{label} has no pixels.")
-    return np.ascontiguousarray(rgb)
+        reason = reason.splitlines()[0][:120] if reason else "corrupt data"
+        raise ImageError(f"{label} is {gate.NOT_READABLE}: {reason}.") from exc
+    except MemoryError as exc:
+        raise ImageError(f"{label} needs more memory to decode than the server has.") from exc
+    return gate.check_frame(np.ascontiguousarray(rgb), label)
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any mode the gate admits as RGB uint8: transparency on white, 16-bit scaled to 8."""
+    if img.mode in ("I", "I;16", "I;16B"):
+        gray = np.asarray(img).astype(np.uint32) >> 8  # 16-bit gray PNG: keep the top byte
+        return np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")  # flatten transparency onto white, like the dataset
+        img = Image.new("RGB", img.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.getchannel("A"))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 def encode_image(rgb: np.ndarray, fmt: str = "PNG", quality: int = 92) -> bytes:

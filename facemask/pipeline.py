@@ -12,6 +12,7 @@ import numpy as np
 
 from facemask.classify import MaskClassifier
 from facemask.detect import Face, FaceDetector
+from facemask.gate import check_frame
 
 CROP_MARGIN = 0.25
 """Extra context around the detector's box, as a fraction of its longer side (masks sit low)."""
@@ -204,6 +205,7 @@ class Pipeline:
 
     def process(self, frame: np.ndarray, tracker: FaceTracker | None = None) -> list[Detection]:
         """Find every face in an RGB uint8 frame and say mask / no mask on each."""
+        check_frame(frame)  # the gate: dtype, shape and sides before any native library
         detections = self.classify_faces(frame, self.detector.detect(frame))
         if tracker is not None:
             detections = tracker.update(detections, self.labels)

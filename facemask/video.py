@@ -22,6 +22,7 @@ import av
 import av.error
 import numpy as np
 
+from facemask import gate
 from facemask.errors import VideoError
 from facemask.pipeline import FaceTracker, Pipeline, annotate
 
@@ -59,26 +60,37 @@ class VideoSummary:
     notes: tuple[str, ...] = field(default=())  # e.g. "only the first 120 s were processed"
 
 
+def check_video_size(name: str, size: int) -> None:
+    """VideoError for an empty file or one above MAX_VIDEO_BYTES."""
+    if size == 0:
+        raise VideoError(f"{name} is empty.")
+    if size > MAX_VIDEO_BYTES:
+        raise VideoError(
+            f"{name} is {size / 2**20:.0f} MB; the limit is {MAX_VIDEO_BYTES / 2**20:.0f} MB."
+        )
+
+
 def _open(src: Path):
     try:
         size = src.stat().st_size
     except OSError as exc:
         raise VideoError(f"{src.name} could not be read: {exc.strerror or exc}.") from exc
-    if size == 0:
-        raise VideoError(f"{src.name} is empty.")
-    if size > MAX_VIDEO_BYTES:
-        raise VideoError(
-            f"{src.name} is {size / 2**20:.0f} MB; the limit is {MAX_VIDEO_BYTES / 2**20:.0f} MB."
-        )
+    check_video_size(src.name, size)
+    with src.open("rb") as handle:
+        demuxer = gate.sniff_video(handle.read(16), src.name)
     try:
-        container = av.open(str(src), mode="r")
+        container = av.open(str(src), mode="r", format=demuxer)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise VideoError(
             f"{src.name} is not a readable video (MP4, MOV, AVI or WebM): {_reason(exc)}."
         ) from exc
-    if not container.streams.video:
+    try:
+        if not container.streams.video:
+            raise VideoError(f"{src.name} has no video stream.")
+        gate.check_video_stream(container.streams.video[0], src.name)
+    except VideoError:
         container.close()
-        raise VideoError(f"{src.name} has no video stream.")
+        raise
     return container
 
 
@@ -181,7 +193,7 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
                     break
                 if stop is not None and stop.is_set():
                     raise VideoCancelled(f"Stopped after {frames} frames; nothing was saved.")
-                rgb = _frame_rgb(frame)
+                rgb = gate.check_frame(_frame_rgb(frame), f"Frame {frames + 1}", VideoError)
                 if out_stream is None:
                     width, height = _output_size(rgb.shape[1], rgb.shape[0])
                     out_stream = _video_stream(out, fps, width, height)

@@ -143,7 +143,7 @@ def test_video_is_annotated_with_progress(app: AppTest, face_images, tmp_path: P
     no_exception(app)
     assert app.error.values == [
         "broken.mp4 is not a readable video (MP4, MOV, AVI or WebM): "
-        "invalid data found when processing input."
+        "its first bytes are those of none of them."
     ]
     assert not app.get("video")
 

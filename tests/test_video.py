@@ -104,8 +104,17 @@ def test_unreadable_files_raise_one_sentence(
     clip = write_clip(tmp_path / "clip.mp4", face, size=(320, 240), codec="libx264")
     truncated = tmp_path / "truncated.mp4"  # moov atom at the end: cut off
     truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
-    sound = tmp_path / "sound.mp4"
-    with wave.open(str(sound), "wb") as handle:
+    sound = tmp_path / "sound.mp4"  # a real MP4 holding only an AAC sound track
+    with av.open(str(sound), "w") as out:
+        stream = out.add_stream("aac", rate=8000)
+        silence = av.AudioFrame.from_ndarray(
+            np.zeros((1, 8000), np.float32), format="fltp", layout="mono"
+        )
+        silence.sample_rate = 8000
+        for packet in [*stream.encode(silence), *stream.encode(None)]:
+            out.mux(packet)
+    wav = tmp_path / "sound-named.mp4"  # a WAV file with a video's name
+    with wave.open(str(wav), "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
         handle.setframerate(8000)
@@ -117,6 +126,7 @@ def test_unreadable_files_raise_one_sentence(
         (text, "not a readable video"),
         (truncated, "not a readable video"),
         (sound, "has no video stream"),
+        (wav, "not a readable video"),
         (empty, "is empty"),
         (tmp_path / "missing.mp4", "could not be read"),
     ]:
