@@ -1,0 +1,73 @@
+"""Training survives `kill -9`: a run killed mid-epoch is never listed as finished, `facemask
+train --resume` completes it, and at most the epoch that was running is trained again."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from facemask.runs import STATE_FILE, RunStore, read_events, read_history, read_json
+
+EPOCHS = 4
+
+
+def _wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_sigkill_mid_epoch_loses_at_most_that_epoch(tmp_path: Path, mini_dataset: Path) -> None:
+    store = RunStore(tmp_path / "runs", tmp_path / "models")
+    args = ["--data", str(mini_dataset), "--input-size", "64", "--epochs-head", str(EPOCHS),
+            "--epochs-fine", "0", "--weights", "none", "--batch-size", "4", "--no-tfjs",
+            "--limit-per-class", "12", "--runs-dir", str(store.root)]  # fmt: skip
+    pid = store.launch(args, "killed")  # as the Training page starts one
+    partial = store.partial_dir("killed")
+
+    def in_epoch(n: int) -> bool:
+        return any(e["type"] == "epoch_begin" and e["epoch"] >= n for e in read_events(partial))
+
+    _wait_for(lambda: in_epoch(2), 300, "the second epoch to begin")
+    time.sleep(0.3)  # into the epoch: between its checkpoints
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+    # Nothing half-written is listed; the run waits in runs/.partial, resumable.
+    assert store.finished() == [] and store.models() == []
+    assert [p.name for p in store.in_progress()] == ["killed"] and store.active() is None
+    state = read_json(partial / STATE_FILE)
+    done = int(state["epoch"])
+    begun = max(e["epoch"] for e in read_events(partial) if e["type"] == "epoch_begin")
+    assert done >= begun - 1 >= 1  # only the epoch that was running is lost
+    assert done < EPOCHS, "the kill came too late to test anything"
+    rows = [int(row["epoch"]) for row in read_history(partial)]
+    assert rows == list(range(1, done + 1))
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "facemask", "train", "--resume", "--run-id", "killed",
+         "--runs-dir", str(store.root)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+
+    run_dir = store.root / "killed"
+    assert store.finished() == [run_dir] and store.in_progress() == []
+    assert [m.name for m in store.models()] == ["killed"]
+    assert [int(row["epoch"]) for row in read_history(run_dir)] == list(range(1, EPOCHS + 1))
+    begins = collections.Counter(
+        e["epoch"] for e in read_events(run_dir) if e["type"] == "epoch_begin"
+    )
+    assert set(begins) == set(range(1, EPOCHS + 1))
+    assert sum(n - 1 for n in begins.values()) <= 1  # one epoch trained twice, at most
+    assert (run_dir / "model.tflite").is_file() and not (run_dir / STATE_FILE).exists()
