@@ -47,10 +47,10 @@ def test_the_jpeg_that_aborted_the_server_is_refused_in_one_sentence(photo) -> N
         (png_sides(encode_image(np.zeros((8, 8, 3), np.uint8)), 65535, 65535), "limit is 40 mega"),
         (png_claims(100_000, 100_000), "far too many pixels"),
         (png_claims(1, 30_000), "may differ at most 64 times"),
-        (png_sides(encode_image(np.zeros((8, 8, 3), np.uint8)), 0, 8), "has no pixels"),
+        (png_sides(encode_image(np.zeros((8, 8, 3), np.uint8)), 0, 8), "not a readable image"),
         (gif_frame_bomb(1500), "animation of 1500 frames"),
         (b"GIF89a" + b"\x00" * 20, "not a readable image"),
-        (b"\x00" * 64, "not a readable image (JPEG, PNG, WebP, GIF or BMP)"),
+        (b"\x00" * 64, r"not a readable image \(JPEG, PNG, WebP, GIF or BMP\)"),
         (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "not a readable image"),
     ],
 )

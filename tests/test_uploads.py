@@ -1,0 +1,59 @@
+"""The Upload page's logic without Streamlit: a batch of uploads gives per-file results or one
+sentence each, and the downloads (JSON Lines, zip of annotated PNGs) hold what the page shows."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facemask.classify import MaskClassifier
+from facemask.detect import PHOTO, FaceDetector
+from facemask.images import encode_image
+from facemask.pipeline import Pipeline
+from facemask.uploads import (
+    analyse_image,
+    annotated_zip,
+    results_jsonl,
+    whole_image_sentence,
+)
+
+
+@pytest.fixture(scope="module")
+def pipeline(shipped_model_dir: Path) -> Pipeline:
+    return Pipeline(FaceDetector(PHOTO), MaskClassifier(shipped_model_dir))
+
+
+def test_a_batch_gives_a_result_or_one_sentence_per_file(pipeline, face_images) -> None:
+    photo = next(p for p in face_images if p.name == "astronaut.jpg").read_bytes()
+    uploads = [("a.jpg", photo), ("notes.jpg", b"hello"), ("a.jpg", photo)]
+    outcomes = [analyse_image(data, name, pipeline) for name, data in uploads]
+
+    good, bad, again = outcomes
+    assert bad.error is not None and bad.result is None
+    assert str(bad.error) == "notes.jpg is not a readable image (JPEG, PNG, WebP, GIF or BMP)."
+    assert good.error is None and good.result["file"] == "a.jpg"
+    assert len(good.result["faces"]) == len(good.rows) == 1
+    assert good.rows[0]["label"] in ("Mask", "No mask")
+    assert Image.open(io.BytesIO(good.png)).size == (512, 512)
+
+    lines = [json.loads(line) for line in results_jsonl([good.result, again.result]).splitlines()]
+    assert lines == [good.result, again.result]
+    with zipfile.ZipFile(io.BytesIO(annotated_zip(outcomes))) as archive:
+        assert archive.namelist() == ["a_annotated.png", "a_annotated-2.png"]
+        assert archive.read("a_annotated.png") == good.png
+
+
+def test_no_face_can_be_classified_as_a_whole(pipeline) -> None:
+    texture = np.random.default_rng(0).integers(90, 160, size=(120, 160, 3), dtype=np.uint8)
+    plain = analyse_image(encode_image(texture), "wall.png", pipeline)
+    assert plain.result["faces"] == [] and plain.rows == []
+    whole = analyse_image(encode_image(texture), "wall.png", pipeline, whole_image=True)
+    assert whole.result["image_label"] in pipeline.labels
+    assert whole_image_sentence(whole.result).startswith("Whole image: **")
+    assert whole.png != plain.png  # the whole image is boxed and labelled
