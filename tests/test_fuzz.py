@@ -122,7 +122,7 @@ def test_upload_code_path_survives_every_hostile_file(shipped_model_dir) -> None
     for f in FILES:
         began = time.monotonic()
         outcome = analyse_image(f.data, f.name, pipeline)
-        assert time.monotonic() - began < 30, f"{f.name} took too long"
+        assert time.monotonic() - began < 60, f"{f.name} took too long"
         assert (outcome.result is None) != (outcome.error is None)
         error = None if outcome.error is None else str(outcome.error)
         outcomes[check_outcome(f, error)] += 1
