@@ -145,3 +145,22 @@ def test_videos_are_probed_before_any_frame_is_decoded(tmp_path: Path) -> None:
             annotate_video(path, tmp_path / "out.mp4", pipeline=None)  # refused before use
         assert path.name in str(info.value) and str(info.value).endswith(".")
         assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_dataset_scan_skips_hostile_files_with_their_sentence(photo, tmp_path: Path) -> None:
+    from facemask.data import scan_dataset
+
+    small = encode_image(np.ascontiguousarray(photo[:32, :128]), "JPEG")
+    for label in ("with_mask", "without_mask"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "ok.png").write_bytes(encode_image(photo))
+    (tmp_path / "with_mask" / "tall.jpg").write_bytes(jpeg_sides(small, 128, 32767))
+    (tmp_path / "without_mask" / "bomb.png").write_bytes(png_claims(65535, 65535))
+    scan = scan_dataset(tmp_path)
+    assert len(scan.items) == 2
+    assert dict(scan.skipped) == {
+        "with_mask/tall.jpg": "with_mask/tall.jpg is 128x32767 pixels; "
+        "the longest side may be at most 30000 pixels.",
+        "without_mask/bomb.png": "without_mask/bomb.png claims far too many pixels; "
+        "the limit is 40 megapixels.",
+    }
