@@ -242,6 +242,10 @@ def generate(seed: int = 0) -> list[Hostile]:
     add("gif-frames-5000.gif", gif_frame_bomb(5000), "bomb", "error")
     add("apng-claims-1e9-frames.png", apng_claims(10**9, bases["p0.png"]), "bomb", "error")
 
+    one_byte = bytearray(bases["p1.jpg"])  # what the fuzzer found: 1 byte, width 96 -> 65376
+    one_byte[one_byte.find(b"\xff\xc0") + 7] = 0xFF
+    add("one-byte-sof-width-p1.jpg", bytes(one_byte), "mutate", "error")
+
     names = sorted(bases)
     for i in range(400):  # bit flips, mostly in the headers
         name = names[i % len(names)]
@@ -272,10 +276,11 @@ def generate(seed: int = 0) -> list[Hostile]:
 
 
 def worst() -> list[Hostile]:
-    """The files that abort an ungated server, and a few bombs: for the browser test."""
+    """Five files that aborted the server before the gate, a bomb and a broken file."""
     chosen = {
-        "sides-128x32767-p0.jpg", "sides-65535x65535-p0.png", "sides-32767x128-p0.gif",
-        "claims-20000x20000.png", "zlib-bomb-8000x6000.png", "truncated-0-p0-animated.webp",
+        "sides-128x32767-p0.jpg", "sides-96x65535-p0.png", "sides-128x32767-p0-animated.webp",
+        "zlib-bomb-1x40000.png", "one-byte-sof-width-p1.jpg", "claims-20000x20000.png",
+        "truncated-0-p0-animated.webp",
     }  # fmt: skip
     return [f for f in generate() if f.name.split("-", 1)[1] in chosen]
 
