@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Detect and classify every face in each image. --json prints "
         "JSON Lines, one object per image (the contract in DESIGN.md).",
     )
-    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP)")
+    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, GIF or BMP)")
     p.add_argument("--json", action="store_true", help="print JSON Lines")
     p.add_argument(
         "--whole-image", action="store_true", help="also classify each whole image as one face crop"
