@@ -5,6 +5,11 @@ invites: most training photos are large, sharp face crops, while faces in real v
 and soft. So crops are often shrunk and scaled back up, blurred, JPEG-compressed, darkened or
 partly covered, and the classifier has to look at the mask, not at the sharpness.
 
+Bare faces get their own hard cases, the ones real photos show a mask-only training set never
+did: something in front of the mouth that is not a mask (a hand, a cup, a foreign texture), a
+beard over the jaw; and any face may wear sunglasses. These are drawn where a face sits in a
+crop cut as inference cuts it (`pipeline.CROP_MARGIN`), before the crop is turned and shifted.
+
 Everything but JPEG runs on whole batches (one op for all images), which is what makes it
 cheap enough for a 2-core CPU.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+BARE_LABEL = "without_mask"  # the class whose faces get the bare-face hard cases
 LOW_RES_P = 0.4
 LOW_RES_SIDES = (14, 48)  # px a face is shrunk to before being scaled back up
 BLUR_P = 0.2
@@ -22,6 +28,12 @@ GREY_P = 0.08
 ROTATION_DEG = 15.0  # faces tilt: each crop turns by up to this many degrees either way
 ZOOM = (0.8, 1.15)  # crop side relative to the image: < 1 zooms in, > 1 zooms out
 SHIFT = 0.08  # crop centre offset, as a fraction of the side
+SUNGLASSES_P = 0.1
+BARE_COVER_P = 0.3  # bare faces only: a hand, an object or a beard over the lower face
+# where a face sits in a crop with the inference margin, as fractions of the side
+EYES_Y = (0.36, 0.48)
+MOUTH_Y = 0.7
+FACE_X = (0.2, 0.8)
 
 
 def _chosen(batch: tf.Tensor, p: float) -> tf.Tensor:
@@ -113,6 +125,68 @@ def _occlude(images: tf.Tensor, size: int) -> tf.Tensor:
     return tf.where(mask, colour, images)
 
 
+def _grid(size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """(1, size, 1) row and (1, 1, size) column coordinates in [0, 1)."""
+    grid = tf.range(size, dtype=tf.float32) / size
+    return grid[None, :, None], grid[None, None, :]
+
+
+def _sunglasses(images: tf.Tensor, size: int) -> tf.Tensor:
+    """Two dark lenses over the eyes, joined by a bridge (label-preserving for every class)."""
+    n = tf.shape(images)[0]
+    ys, xs = _grid(size)
+    cy = tf.random.uniform((n, 1, 1), *EYES_Y)
+    ry = tf.random.uniform((n, 1, 1), 0.045, 0.08)
+    rx = tf.random.uniform((n, 1, 1), 0.09, 0.14)
+    gap = tf.random.uniform((n, 1, 1), 0.14, 0.2)
+    inside = tf.zeros((n, size, size), dtype=tf.bool)
+    for side in (-1.0, 1.0):
+        cx = 0.5 + side * gap
+        inside |= ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2 <= 1.0
+    inside |= (tf.abs(ys - cy) < 0.012) & (tf.abs(xs - 0.5) < gap)
+    tint = tf.random.uniform((n, 1, 1, 3), 0.0, 60.0) + tf.random.uniform((n, 1, 1, 1), 0, 30)
+    glass = images * 0.15 + tint
+    return tf.where(inside[..., None] & _chosen(images, SUNGLASSES_P), glass, images)
+
+
+def _bare_cover(images: tf.Tensor, size: int, bare: tf.Tensor) -> tf.Tensor:
+    """On bare faces only: part of the lower face hidden by something that is not a mask.
+
+    Each chosen face gets one of: a skin-toned hand (the face's own cheek colour, shaded), a
+    patch of another photo of the batch (a cup, food, a scarf corner...), or a grainy beard
+    on the chin and jaw. Covers are blobs that leave part of the mouth or chin visible, unlike a
+    mask's band from ear to ear.
+    """
+    n = tf.shape(images)[0]
+    ys, xs = _grid(size)
+    cy = MOUTH_Y + tf.random.uniform((n, 1, 1), -0.06, 0.12)
+    cx = 0.5 + tf.random.uniform((n, 1, 1), -0.2, 0.2)
+    ry = tf.random.uniform((n, 1, 1), 0.07, 0.16)
+    rx = tf.random.uniform((n, 1, 1), 0.08, 0.2)
+    blob = ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2 <= 1.0
+    kind = tf.random.uniform((n, 1, 1, 1), 0, 3, dtype=tf.int32)
+    # a hand: the cheek's colour, lit from the top
+    cheek = tf.reduce_mean(
+        images[:, int(0.45 * size) : int(0.6 * size), int(0.25 * size) : int(0.4 * size)],
+        axis=(1, 2), keepdims=True,
+    )  # fmt: skip
+    shade = 1.1 - 0.35 * tf.clip_by_value((ys - cy + ry) / (2 * ry), 0.0, 1.0)
+    hand = cheek * shade[..., None]
+    # another photo's texture, shifted so that it does not land on its own mouth
+    other = tf.roll(tf.roll(images, 1, axis=0), size // 3, axis=2)
+    # a beard: the chin and jaw below the lips, dark or grey, grainy, the mouth left clear
+    chin = MOUTH_Y + tf.random.uniform((n, 1, 1), 0.04, 0.08)
+    jaw = (ys > chin) & (((xs - 0.5) / 0.2) ** 2 + ((ys - chin) / 0.25) ** 2 <= 1.0)
+    grain = tf.random.uniform(tf.shape(images[..., :1]), 0.6, 1.0)
+    hair = tf.random.uniform((n, 1, 1, 1), 20.0, 200.0) * tf.random.uniform((n, 1, 1, 3), 0.8, 1)
+    alpha = tf.random.uniform((n, 1, 1, 1), 0.5, 0.85)
+    beard = images * (1.0 - alpha) + alpha * hair * grain
+    cover = tf.where(kind == 0, hand, tf.where(kind == 1, other, beard))
+    region = tf.where(kind[..., 0] == 2, jaw, blob)
+    chosen = _chosen(images, BARE_COVER_P) & tf.reshape(bare, (-1, 1, 1, 1))
+    return tf.where(region[..., None] & chosen, tf.clip_by_value(cover, 0.0, 255.0), images)
+
+
 def _jpeg(image: tf.Tensor) -> tf.Tensor:
     """JPEG artefacts on one image (the only per-image step)."""
     return tf.cond(
@@ -122,8 +196,14 @@ def _jpeg(image: tf.Tensor) -> tf.Tensor:
     )
 
 
-def augment_batch(images: tf.Tensor, size: int) -> tf.Tensor:
-    """One random augmentation of each (size, size, 3) float crop in [0, 255] of a batch."""
+def augment_batch(images: tf.Tensor, size: int, bare: tf.Tensor | None = None) -> tf.Tensor:
+    """One random augmentation of each (size, size, 3) float crop in [0, 255] of a batch.
+
+    `bare` (B,) booleans marks the faces without a mask: only they get `_bare_cover`.
+    """
+    images = _sunglasses(images, size)
+    if bare is not None:
+        images = _bare_cover(images, size, bare)
     original = images
     images = _fill_outside(_zoom_shift_flip(_rotate(images, size), size), original)
     images = _colour(images)
@@ -134,9 +214,19 @@ def augment_batch(images: tf.Tensor, size: int) -> tf.Tensor:
 
 
 def make_dataset(
-    crops, labels, batch_size: int, *, training: bool, augment: bool = True, seed: int = 0
+    crops,
+    labels,
+    batch_size: int,
+    *,
+    training: bool,
+    augment: bool = True,
+    seed: int = 0,
+    bare_index: int | None = None,
 ) -> tf.data.Dataset:
-    """tf.data pipeline over uint8 crops: (float images in [0, 255], int labels)."""
+    """tf.data pipeline over uint8 crops: (float images in [0, 255], int labels).
+
+    `bare_index`: the label of faces without a mask, which get the bare-face hard cases.
+    """
     size = int(crops.shape[1])
     ds = tf.data.Dataset.from_tensor_slices((crops, labels))
     if training:
@@ -146,5 +236,10 @@ def make_dataset(
         ds = ds.map(lambda x, y: (_jpeg(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size)
     if training and augment:
-        ds = ds.map(lambda x, y: (augment_batch(x, size), y), num_parallel_calls=tf.data.AUTOTUNE)
+
+        def batch_map(x, y):
+            bare = None if bare_index is None else tf.equal(y, bare_index)
+            return augment_batch(x, size, bare), y
+
+        ds = ds.map(batch_map, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

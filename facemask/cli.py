@@ -64,6 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr_head=args.lr_head,
         lr_fine=args.lr_fine,
         augment=not args.no_augment,
+        bare_weight=args.bare_weight,
         weights=args.weights,
         patience=args.patience,
         seed=args.seed,
@@ -292,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-head", type=float, default=1e-3)
     p.add_argument("--lr-fine", type=float, default=1e-4)
     p.add_argument("--no-augment", action="store_true", help="turn augmentation off")
+    p.add_argument(
+        "--bare-weight", type=float, default=1.0, help="loss weight of without_mask faces"
+    )
     p.add_argument(
         "--weights",
         default="imagenet",

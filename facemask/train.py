@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from facemask import __version__
+from facemask.augment import BARE_LABEL
 from facemask.classify import CARD_FILE, KERAS_FILE
 from facemask.data import (
     CropSet,
@@ -73,6 +74,7 @@ class TrainConfig:
     lr_head: float = 1e-3
     lr_fine: float = 1e-4
     augment: bool = True
+    bare_weight: float = 1.0  # loss weight of faces without a mask (the class photos confuse)
     weights: str = "imagenet"
     patience: int = 3
     seed: int = 0
@@ -188,7 +190,8 @@ def train(
 
         model, base = build_classifier(config.backbone, size, len(labels), config.weights)
         state = read_json(run_dir / STATE_FILE, {}) if resume else {}
-        fit = _Fitter(config, run_dir, events, log, x, y, state, stops)
+        bare = labels.index(BARE_LABEL) if BARE_LABEL in labels else None
+        fit = _Fitter(config, run_dir, events, log, x, y, state, stops, bare)
         fit.phase(model, "head", config.epochs_head, config.lr_head)
         if config.epochs_fine and config.fine_tune_layers:
             if config.weights != "none":  # from scratch, the whole base trains from the start
@@ -233,15 +236,20 @@ def train(
 class _Fitter:
     """Runs the phases, checkpointing each epoch so a run can resume where it stopped."""
 
-    def __init__(self, config, run_dir, events, log, x, y, state, stops) -> None:
+    def __init__(self, config, run_dir, events, log, x, y, state, stops, bare=None) -> None:
         from facemask.augment import make_dataset
 
         self.config, self.run_dir, self.events, self.log = config, run_dir, events, log
         self.stops = stops
         self.train_ds = make_dataset(
             x["train"], y["train"], config.batch_size, training=True,
-            augment=config.augment, seed=config.seed,
+            augment=config.augment, seed=config.seed, bare_index=bare,
         )  # fmt: skip
+        self.class_weight = (
+            {i: config.bare_weight if i == bare else 1.0 for i in range(int(y["train"].max()) + 1)}
+            if bare is not None and config.bare_weight != 1.0
+            else None
+        )
         self.val_ds = make_dataset(x["val"], y["val"], 64, training=False)
         self.n_train = len(x["train"])
         self.state = state  # {"phase": ..., "epoch": epochs done in it, "best": val_loss}
@@ -270,6 +278,7 @@ class _Fitter:
             validation_data=self.val_ds,
             epochs=epochs,
             initial_epoch=done,
+            class_weight=self.class_weight,
             verbose=1 if sys.stdout.isatty() else 2,
             callbacks=[
                 progress,
@@ -485,6 +494,7 @@ def _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, st
             "batch_size": config.batch_size,
             "learning_rates": {"head": config.lr_head, "fine": config.lr_fine},
             "augment": config.augment,
+            "bare_weight": config.bare_weight,
             **_phase_totals(read_history(run_dir)),
             "wall_time_s": round(time.time() - started, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
