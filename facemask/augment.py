@@ -172,8 +172,8 @@ def _bare_cover(images: tf.Tensor, size: int, bare: tf.Tensor) -> tf.Tensor:
     )  # fmt: skip
     shade = 1.1 - 0.35 * tf.clip_by_value((ys - cy + ry) / (2 * ry), 0.0, 1.0)
     hand = cheek * shade[..., None]
-    # another photo's texture, shifted so that it does not land on its own mouth
-    other = tf.roll(tf.roll(images, 1, axis=0), size // 3, axis=2)
+    # another photo's background or hair: its top corners, moved onto this mouth
+    other = tf.roll(tf.roll(tf.roll(images, 1, axis=0), size // 2, axis=1), size // 2, axis=2)
     # a beard: the chin and jaw below the lips, dark or grey, grainy, the mouth left clear
     chin = MOUTH_Y + tf.random.uniform((n, 1, 1), 0.04, 0.08)
     jaw = (ys > chin) & (((xs - 0.5) / 0.2) ** 2 + ((ys - chin) / 0.25) ** 2 <= 1.0)

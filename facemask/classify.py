@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,30 @@ def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
         raise ModelError(f"{path} must list at least two labels in output order.")
     if not isinstance(size, int) or not 16 <= size <= 1024:
         raise ModelError(f"{path} must give the model's input_size in pixels (16-1024).")
+    thresholds = card.get("thresholds", {})
+    if not isinstance(thresholds, dict) or not all(
+        name in labels and isinstance(t, int | float) and 0.0 <= t <= 1.0
+        for name, t in thresholds.items()
+    ):
+        raise ModelError(f"{path}: thresholds must map some of its labels to numbers in [0, 1].")
     return card
+
+
+def decide_indices(
+    probabilities: np.ndarray, labels: Sequence[str], thresholds: Mapping[str, float] | None
+) -> np.ndarray:
+    """The decision rule of a card's `thresholds`, on (N, K) probabilities: (N,) label indices.
+
+    A face gets label L only when p(L) >= thresholds[L]; otherwise the most probable of the
+    labels that pass (a label without a threshold always does). If none passes: the argmax.
+    No thresholds: the argmax.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(labels):
+        raise ValueError(f"probabilities must be (N, {len(labels)})")
+    limits = np.array([(thresholds or {}).get(name, 0.0) for name in labels])
+    passes = probabilities >= limits
+    return np.argmax(probabilities + 2.0 * passes, axis=1)
 
 
 class MaskClassifier:
@@ -62,6 +86,9 @@ class MaskClassifier:
         self.labels: tuple[str, ...] = tuple(self.card["labels"])
         self.input_size: int = int(self.card["input_size"])
         self.name: str = str(self.card.get("name", self.model_dir.name))
+        self.thresholds: dict[str, float] = {
+            k: float(v) for k, v in self.card.get("thresholds", {}).items()
+        }
         self._lock = threading.Lock()
         served = tflite_file or self.card.get("serving", {}).get("file", TFLITE_FILE)
         tflite_path = self.model_dir / served
@@ -93,6 +120,12 @@ class MaskClassifier:
             raise ModelError(f"{path} could not be loaded as a Keras model: {exc}") from exc
         self._tflite = None
         self.served_file = path.name
+
+    def decide(self, probabilities: Sequence[float]) -> tuple[int, float]:
+        """(label index, its probability) for one face, by the card's decision rule."""
+        probs = np.asarray(probabilities, dtype=np.float64)
+        index = int(decide_indices(probs[None], self.labels, self.thresholds)[0])
+        return index, float(probs[index])
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities (N, len(labels)) for uint8 crops (N, S, S, 3)."""

@@ -65,6 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr_fine=args.lr_fine,
         augment=not args.no_augment,
         bare_weight=args.bare_weight,
+        hard_negatives=args.hard_negatives,
         weights=args.weights,
         patience=args.patience,
         seed=args.seed,
@@ -112,13 +113,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "split": args.split,
         "faces_found": int(crops.face_found.sum()),
         "skipped": len(scan.skipped),
-        "all": classification_metrics(crops.labels, classifier.predict(x), labels),
+        "thresholds": classifier.thresholds,
+        "all": classification_metrics(
+            crops.labels, classifier.predict(x), labels, classifier.thresholds
+        ),
     }
     print(
         format_metrics(metrics["all"], labels, f"{classifier.name} on {args.data} ({args.split})")
     )
     if args.small_faces:
-        metrics["small_faces"] = small_face_metrics(classifier.predict, x, crops.labels, labels)
+        metrics["small_faces"] = small_face_metrics(
+            classifier.predict, x, crops.labels, labels, thresholds=classifier.thresholds
+        )
         print(format_metrics(metrics["small_faces"], labels, "degraded to small faces"))
     if args.output:
         write_json(Path(args.output), metrics)
@@ -153,7 +159,7 @@ def _evaluate_scenes(args: argparse.Namespace) -> int:
             pipeline.labels,
         )
         result["classifier_on_annotated_faces"] = classify_annotated_faces(
-            scenes, pipeline.classify_boxes, pipeline.labels
+            scenes, pipeline.classify_boxes, pipeline.labels, pipeline.classifier.thresholds
         )
     print(json.dumps(result, indent=2))
     if args.output:
@@ -295,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true", help="turn augmentation off")
     p.add_argument(
         "--bare-weight", type=float, default=1.0, help="loss weight of without_mask faces"
+    )
+    p.add_argument(
+        "--hard-negatives",
+        type=float,
+        default=0.0,
+        help="share of without_mask training faces, the most mask-like, repeated in fine-tuning",
     )
     p.add_argument(
         "--weights",

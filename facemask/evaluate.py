@@ -3,11 +3,13 @@ and the same on faces degraded to the small, soft crops that real video gives.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
+
+from facemask.classify import decide_indices
 
 SMALL_FACE_SIZES = (24, 32, 48)
 """Sides (px) test crops are shrunk to, then scaled back up, for the small-face check."""
@@ -33,12 +35,18 @@ def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
 
 
 def classification_metrics(
-    y_true: Sequence[int], probabilities: np.ndarray, labels: Sequence[str]
+    y_true: Sequence[int],
+    probabilities: np.ndarray,
+    labels: Sequence[str],
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, per-class P/R/F1, confusion (rows true, columns predicted), ROC AUC."""
+    """Accuracy, per-class P/R/F1, confusion (rows true, columns predicted), ROC AUC.
+
+    Labels are decided by a card's `thresholds` (facemask.classify.decide_indices; none: argmax).
+    """
     y_true = np.asarray(y_true, dtype=int)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    y_pred = probabilities.argmax(axis=1)
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1, len(labels))
+    y_pred = decide_indices(probabilities, labels, thresholds)
     k = len(labels)
     confusion = np.zeros((k, k), dtype=int)
     np.add.at(confusion, (y_true, y_pred), 1)
@@ -87,15 +95,16 @@ def small_face_metrics(
     y_true: Sequence[int],
     labels: Sequence[str],
     sides: Sequence[int] = SMALL_FACE_SIZES,
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Metrics on the crops degraded to each small size, and pooled over all sizes."""
     per_size, pooled_probs = {}, []
     for side in sides:
         probs = predict(degrade(crops, side))
         pooled_probs.append(probs)
-        per_size[str(side)] = classification_metrics(y_true, probs, labels)["accuracy"]
+        per_size[str(side)] = classification_metrics(y_true, probs, labels, thresholds)["accuracy"]
     pooled = classification_metrics(
-        np.tile(np.asarray(y_true), len(sides)), np.concatenate(pooled_probs), labels
+        np.tile(np.asarray(y_true), len(sides)), np.concatenate(pooled_probs), labels, thresholds
     )
     pooled["accuracy_by_side_px"] = per_size
     return pooled

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from facemask.classify import MaskClassifier
+from facemask.classify import MaskClassifier, decide_indices
 from facemask.detect import Face, FaceDetector
 from facemask.gate import check_frame
 
@@ -115,9 +115,10 @@ class FaceTracker:
     """Per-session smoothing so labels do not flicker between frames.
 
     Faces are matched to the previous frame's tracks by box overlap; each track keeps an
-    exponential moving average of the class probabilities, and its label changes only when
-    another class leads by `hysteresis` (the original project's idea). One tracker per live
-    session: it is not shared between threads.
+    exponential moving average of the class probabilities, and its label changes only when the
+    decision rule (the card's thresholds, else the argmax) still picks another class with the
+    current one's probability raised by `hysteresis` (the original project's idea). One tracker
+    per live session: it is not shared between threads.
     """
 
     alpha: float = 0.4
@@ -127,7 +128,12 @@ class FaceTracker:
     _tracks: list[_Track] = field(default_factory=list)
     _next_id: int = 1
 
-    def update(self, detections: list[Detection], labels: Sequence[str]) -> list[Detection]:
+    def update(
+        self,
+        detections: list[Detection],
+        labels: Sequence[str],
+        thresholds: Mapping[str, float] | None = None,
+    ) -> list[Detection]:
         """Smooth this frame's detections against the tracks; return them with track ids."""
         unmatched = list(range(len(self._tracks)))
         smoothed: list[Detection] = []
@@ -139,7 +145,8 @@ class FaceTracker:
                 if overlap >= best_iou:
                     best, best_iou = j, overlap
             if best is None:
-                track = _Track(self._next_id, det.box, probs, int(np.argmax(probs)))
+                first = int(decide_indices(probs[None], labels, thresholds)[0])
+                track = _Track(self._next_id, det.box, probs, first)
                 self._next_id += 1
                 self._tracks.append(track)
             else:
@@ -147,10 +154,9 @@ class FaceTracker:
                 track = self._tracks[best]
                 track.box, track.missed = det.box, 0
                 track.probabilities = self.alpha * probs + (1 - self.alpha) * track.probabilities
-                leader = int(np.argmax(track.probabilities))
-                lead = track.probabilities[leader] - track.probabilities[track.label_index]
-                if leader != track.label_index and lead >= self.hysteresis:
-                    track.label_index = leader
+                held = track.probabilities.copy()
+                held[track.label_index] += self.hysteresis
+                track.label_index = int(decide_indices(held[None], labels, thresholds)[0])
             smoothed.append(
                 Detection(
                     box=det.box,
@@ -194,7 +200,7 @@ class Pipeline:
             return []
         probabilities = self.classify_boxes(frame, [f.box for f in faces])
         return [
-            _detection(face.box, probs, face.score, self.labels)
+            _detection(face.box, probs, face.score, self.classifier)
             for face, probs in zip(faces, probabilities, strict=True)
         ]
 
@@ -208,7 +214,7 @@ class Pipeline:
         check_frame(frame)  # the gate: dtype, shape and sides before any native library
         detections = self.classify_faces(frame, self.detector.detect(frame))
         if tracker is not None:
-            detections = tracker.update(detections, self.labels)
+            detections = tracker.update(detections, self.labels, self.classifier.thresholds)
         return detections
 
     def classify_whole(self, image: np.ndarray) -> Detection:
@@ -216,17 +222,17 @@ class Pipeline:
         height, width = image.shape[:2]
         box = (0, 0, width, height)
         crop = crop_faces(image, [box], self.classifier.input_size, margin=0.0)
-        return _detection(box, self.classifier.predict(crop)[0], 1.0, self.labels)
+        return _detection(box, self.classifier.predict(crop)[0], 1.0, self.classifier)
 
 
 def _detection(
-    box: Sequence[int], probs: np.ndarray, score: float, labels: Sequence[str]
+    box: Sequence[int], probs: np.ndarray, score: float, classifier: MaskClassifier
 ) -> Detection:
-    index = int(np.argmax(probs))
+    index, confidence = classifier.decide(probs)  # the card's decision rule (thresholds)
     return Detection(
         box=tuple(int(v) for v in box),
-        label=labels[index],
-        confidence=float(probs[index]),
+        label=classifier.labels[index],
+        confidence=confidence,
         detection_score=float(score),
         probabilities=tuple(float(p) for p in probs),
     )

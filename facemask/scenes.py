@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -302,11 +302,13 @@ def classify_annotated_faces(
     scenes: Sequence[Scene],
     classify: Callable[[np.ndarray, Sequence[Box]], np.ndarray],
     labels: Sequence[str],
+    thresholds: Mapping[str, float] | None = None,
     min_face: int = 24,
 ) -> dict[str, Any]:
     """The classifier alone on the annotated faces (no detector): a check on real faces.
 
-    `classify(rgb, boxes)` returns class probabilities per box (Pipeline.classify_boxes).
+    `classify(rgb, boxes)` returns class probabilities per box (Pipeline.classify_boxes);
+    labels are decided by `thresholds` (a card's decision rule; none: argmax).
     Faces smaller than `min_face` or of a class the model lacks are left out, and counted.
     """
     from facemask.evaluate import classification_metrics
@@ -329,6 +331,8 @@ def classify_annotated_faces(
             y_true += truth
     if not y_true:
         raise DatasetError("No annotated face of the model's classes is large enough to score.")
-    metrics = classification_metrics(y_true, np.concatenate(probabilities), list(labels))
+    metrics = classification_metrics(
+        y_true, np.concatenate(probabilities), list(labels), thresholds
+    )
     metrics["left_out"] = {f"smaller than {min_face} px": small, "other classes": other}
     return metrics

@@ -35,7 +35,12 @@ from facemask.data import (
 )
 from facemask.detect import DetectorSettings, FaceDetector
 from facemask.errors import RunError
-from facemask.evaluate import classification_metrics, small_face_metrics
+from facemask.evaluate import (
+    SMALL_FACE_SIZES,
+    classification_metrics,
+    degrade,
+    small_face_metrics,
+)
 from facemask.models import build_classifier, get_backbone, unfreeze_top
 from facemask.runs import (
     CONFIG_FILE,
@@ -52,6 +57,8 @@ from facemask.runs import (
 TRAINING_DETECTOR = DetectorSettings(model="short", min_score=0.5, min_face=12)
 """Measured on 300 training photos: the short-range model finds 97% of their faces (95% of the
 masked ones), the full-range model 84%; tight crops are retried padded (facemask.data)."""
+HARD_COPIES = 2
+"""Extra copies of each hard negative in the fine-tuning data."""
 CHECKPOINT_FILE = "checkpoint.weights.h5"
 BEST_FILE = "best.weights.h5"
 HISTORY_COLUMNS = (
@@ -75,6 +82,7 @@ class TrainConfig:
     lr_fine: float = 1e-4
     augment: bool = True
     bare_weight: float = 1.0  # loss weight of faces without a mask (the class photos confuse)
+    hard_negatives: float = 0.0  # share of bare training faces repeated in fine-tuning
     weights: str = "imagenet"
     patience: int = 3
     seed: int = 0
@@ -194,6 +202,8 @@ def train(
         fit = _Fitter(config, run_dir, events, log, x, y, state, stops, bare)
         fit.phase(model, "head", config.epochs_head, config.lr_head)
         if config.epochs_fine and config.fine_tune_layers:
+            if config.hard_negatives and bare is not None:
+                fit.add_hard_negatives(model, bare)
             if config.weights != "none":  # from scratch, the whole base trains from the start
                 unfrozen = unfreeze_top(base, config.fine_tune_layers)
                 log(f"  fine-tuning: {unfrozen} layers of the base unfrozen")
@@ -252,6 +262,7 @@ class _Fitter:
         )
         self.val_ds = make_dataset(x["val"], y["val"], 64, training=False)
         self.n_train = len(x["train"])
+        self.x_train, self.y_train = x["train"], y["train"]
         self.state = state  # {"phase": ..., "epoch": epochs done in it, "best": val_loss}
         if not state:
             _write_history_header(run_dir / HISTORY_FILE)
@@ -285,6 +296,32 @@ class _Fitter:
                 keras.callbacks.EarlyStopping("val_loss", patience=self.config.patience),
             ],
         )
+
+    def add_hard_negatives(self, model, bare: int) -> None:
+        """Hard negatives from the training set's own bare faces: the share
+        `config.hard_negatives` that the model (after the head phase; on resume, the last
+        checkpoint) finds most mask-like, sharp or shrunk to a small face, is repeated
+        HARD_COPIES more times in the fine-tuning data."""
+        from facemask.augment import make_dataset
+
+        idx = np.flatnonzero(self.y_train == bare)
+        score = np.zeros(len(idx))
+        for side in (None, *SMALL_FACE_SIZES[:2]):
+            faces = self.x_train[idx] if side is None else degrade(self.x_train[idx], side)
+            probs = model.predict(faces.astype(np.float32), batch_size=64, verbose=0)
+            score = np.maximum(score, 1.0 - probs[:, bare])
+        order = np.argsort(-score, kind="stable")[: int(self.config.hard_negatives * len(idx))]
+        hard = idx[order]
+        extra = np.repeat(hard, HARD_COPIES)
+        x = np.concatenate([self.x_train, self.x_train[extra]])
+        y = np.concatenate([self.y_train, self.y_train[extra]])
+        self.train_ds = make_dataset(
+            x, y, self.config.batch_size, training=True, augment=self.config.augment,
+            seed=self.config.seed, bare_index=bare,
+        )  # fmt: skip
+        self.n_train = len(x)
+        lowest = f", p(mask) >= {score[order[-1]]:.3f}" if len(order) else ""
+        self.log(f"  hard negatives: {len(hard)} bare faces repeated {HARD_COPIES}x{lowest}")
 
     def _epochs_done(self, name: str) -> int | None:
         if not self.state:
@@ -495,6 +532,7 @@ def _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, st
             "learning_rates": {"head": config.lr_head, "fine": config.lr_fine},
             "augment": config.augment,
             "bare_weight": config.bare_weight,
+            "hard_negatives": config.hard_negatives,
             **_phase_totals(read_history(run_dir)),
             "wall_time_s": round(time.time() - started, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
