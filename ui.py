@@ -15,6 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from facemask.card import decision_text
 from facemask.classify import MaskClassifier
 from facemask.compare import latency_per_face_ms, served_file_mb
 from facemask.detect import PHOTO, WEBCAM, DetectorSettings, FaceDetector
@@ -131,6 +132,7 @@ def _model_card(entry: ModelEntry) -> None:
         "Served file": f"{size_mb:.1f} MB" if size_mb is not None else "—",
         "CPU latency / face": f"{latency:.1f} ms" if latency is not None else "not measured",
         "Input": f"{card.get('input_size')} px, {entry.source} model",
+        "Decision": decision_text(card, short=True),
     }
     table = "\n".join(f"| {key} | {value} |" for key, value in rows.items())
     st.sidebar.markdown(f"| Model card | {entry.name} |\n|---|---|\n{table}")

@@ -31,6 +31,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- Served file: `{card.get('serving', {}).get('file')}` "
         f"({card.get('serving', {}).get('reason', '')}).",
         f"- Trained: {card.get('date')} with `{card.get('command')}`.",
+        f"- Decision: {decision_text(card)}.",
         "",
         "## Data",
         f"- {dataset.get('name')}: {dataset.get('provenance')}.",
@@ -120,6 +121,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     if card.get("tradeoff"):
         lines += ["", "## Accuracy / latency trade-off (input size)", ""]
         lines += tradeoff_markdown(card["tradeoff"]).splitlines()
+    if card.get("candidates"):
+        lines += ["", "## Bare faces called masked: candidates on scene faces", ""]
+        lines += scene_errors_markdown(card["candidates"]).splitlines()
     if card.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in card["notes"]]
     return "\n".join(lines) + "\n"
@@ -146,5 +150,50 @@ def tradeoff_markdown(rows: list[dict[str, Any]]) -> str:
             f"{_pct(row.get('small_faces_accuracy'))} | {_pct(scene.get('accuracy'))} | "
             f"{ms(row, 'model.tflite')} | {ms(row, 'model_int8.tflite')} | "
             + (f"{agreement:g}% |" if isinstance(agreement, (int, float)) else "n/a |")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def decision_text(card: dict[str, Any], short: bool = False) -> str:
+    """The card's decision rule in words (`thresholds`: facemask.classify.decide_indices);
+    `short` for the sidebar."""
+    thresholds = card.get("thresholds") or {}
+    if not thresholds:
+        return "the most probable label"
+    if short:
+        return ", ".join(f"{label} if p >= {t:g}" for label, t in thresholds.items())
+    rule = "; ".join(f"{label} only when p({label}) >= {t:g}" for label, t in thresholds.items())
+    chosen = card.get("threshold_choice", {}).get("how")
+    return f"{rule}, else the most probable other label" + (f" ({chosen})" if chosen else "")
+
+
+def scene_errors_markdown(rows: list[dict[str, Any]]) -> str:
+    """Models side by side on scene faces (tools/tradeoff.py rows with --scenes): bare faces
+    called masked and masked faces recalled, at the argmax and at a chosen threshold."""
+
+    def errors(figures: dict[str, Any] | None) -> str:
+        if not figures or "bare_faces" not in figures:
+            return "n/a | n/a"
+        share = figures["bare_called_masked"] / max(figures["bare_faces"], 1)
+        return (
+            f"{figures['bare_called_masked']} of {figures['bare_faces']} ({share:.1%}) | "
+            f"{_pct(figures.get('masked_recall'))}"
+        )
+
+    lines = [
+        "| model | test | small faces | argmax: bare called masked | masked recall | "
+        "threshold | bare called masked | masked recall | ms/crop float |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        chosen = row.get("chosen_threshold") or {}
+        threshold = chosen.get("threshold")
+        ms = row.get("ms_per_crop", {}).get("model.tflite")
+        lines.append(
+            f"| {row.get('label', row.get('model'))} | {_pct(row.get('test_accuracy'))} | "
+            f"{_pct(row.get('small_faces_accuracy'))} | {errors(row.get('scene_faces_argmax'))} | "
+            + (f"{threshold:g}" if isinstance(threshold, (int, float)) else "n/a")
+            + f" | {errors(chosen.get('scene_faces'))} | "
+            + (f"{ms:.2f} |" if isinstance(ms, (int, float)) else "n/a |")
         )
     return "\n".join(lines) + "\n"

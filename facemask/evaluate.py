@@ -133,3 +133,36 @@ def format_metrics(metrics: dict[str, Any], labels: Sequence[str], title: str = 
         sides = ", ".join(f"{s} px: {a:.2%}" for s, a in metrics["accuracy_by_side_px"].items())
         lines.append(f"  accuracy by face size: {sides}")
     return "\n".join(lines)
+
+
+def threshold_curve(
+    y_true: Sequence[int], scores: np.ndarray, positive: int, thresholds: Sequence[float]
+) -> list[dict[str, float]]:
+    """For each threshold T on the positive label's probability: its recall, and the share of
+    the other faces called positive (p >= T), e.g. bare faces called masked."""
+    y_true = np.asarray(y_true, dtype=int)
+    scores = np.asarray(scores, dtype=np.float64)
+    pos, neg = y_true == positive, y_true != positive
+    return [
+        {
+            "threshold": float(t),
+            "recall": float((scores[pos] >= t).mean()) if pos.any() else 0.0,
+            "others_called": float((scores[neg] >= t).mean()) if neg.any() else 0.0,
+            "others_called_n": int((scores[neg] >= t).sum()),
+        }
+        for t in thresholds
+    ]
+
+
+def choose_threshold(
+    y_true: Sequence[int], scores: np.ndarray, positive: int, min_recall: float, step: float = 0.01
+) -> float:
+    """The highest threshold on a grid of `step` that keeps the positive label's recall at or
+    above `min_recall`: the fewest other faces called positive at that recall."""
+    y_true = np.asarray(y_true, dtype=int)
+    positives = np.sort(np.asarray(scores, dtype=np.float64)[y_true == positive])
+    if not len(positives):
+        raise ValueError("no faces of the positive label to keep recalled")
+    allowed_misses = int(np.floor((1.0 - min_recall) * len(positives) + 1e-9))
+    exact = positives[allowed_misses]  # recall stays >= min_recall for any T <= this score
+    return float(np.floor(exact / step + 1e-9) * step)

@@ -298,21 +298,17 @@ def evaluate_scenes(
     }
 
 
-def classify_annotated_faces(
+def annotated_face_probabilities(
     scenes: Sequence[Scene],
     classify: Callable[[np.ndarray, Sequence[Box]], np.ndarray],
     labels: Sequence[str],
-    thresholds: Mapping[str, float] | None = None,
     min_face: int = 24,
-) -> dict[str, Any]:
-    """The classifier alone on the annotated faces (no detector): a check on real faces.
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """(true label indices, class probabilities, faces left out) of the annotated faces.
 
-    `classify(rgb, boxes)` returns class probabilities per box (Pipeline.classify_boxes);
-    labels are decided by `thresholds` (a card's decision rule; none: argmax).
+    `classify(rgb, boxes)` returns class probabilities per box (Pipeline.classify_boxes).
     Faces smaller than `min_face` or of a class the model lacks are left out, and counted.
     """
-    from facemask.evaluate import classification_metrics
-
     y_true: list[int] = []
     probabilities: list[np.ndarray] = []
     small = other = 0
@@ -331,8 +327,27 @@ def classify_annotated_faces(
             y_true += truth
     if not y_true:
         raise DatasetError("No annotated face of the model's classes is large enough to score.")
-    metrics = classification_metrics(
-        y_true, np.concatenate(probabilities), list(labels), thresholds
+    left_out = {f"smaller than {min_face} px": small, "other classes": other}
+    return np.array(y_true), np.concatenate(probabilities), left_out
+
+
+def classify_annotated_faces(
+    scenes: Sequence[Scene],
+    classify: Callable[[np.ndarray, Sequence[Box]], np.ndarray],
+    labels: Sequence[str],
+    thresholds: Mapping[str, float] | None = None,
+    min_face: int = 24,
+) -> dict[str, Any]:
+    """The classifier alone on the annotated faces (no detector): a check on real faces.
+
+    Labels are decided by `thresholds` (a card's decision rule; none: argmax); see
+    `annotated_face_probabilities` for the faces scored.
+    """
+    from facemask.evaluate import classification_metrics
+
+    y_true, probabilities, left_out = annotated_face_probabilities(
+        scenes, classify, labels, min_face
     )
-    metrics["left_out"] = {f"smaller than {min_face} px": small, "other classes": other}
+    metrics = classification_metrics(y_true, probabilities, list(labels), thresholds)
+    metrics["left_out"] = left_out
     return metrics

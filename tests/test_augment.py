@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from facemask import augment
 from facemask.augment import ROTATION_DEG, _rotate, augment_batch, make_dataset
 from facemask.images import load_image
 
@@ -40,3 +41,39 @@ def test_augmented_batches_keep_shape_and_range_and_differ(face_images):
     labels = np.arange(len(batch)) % 2
     images, ys = next(iter(make_dataset(batch.astype(np.uint8), labels, 4, training=False)))
     assert np.array_equal(images.numpy(), batch) and list(ys.numpy()) == list(labels)
+
+
+def test_bare_face_covers_touch_only_bare_faces_and_only_below_the_eyes(face_images, monkeypatch):
+    monkeypatch.setattr(augment, "BARE_COVER_P", 1.0)
+    batch = _batch(face_images)
+    bare = tf.constant([True, False, True, False])
+    out = augment._bare_cover(tf.constant(batch), 96, bare).numpy()
+    changed = np.abs(out - batch).max(axis=3) > 0
+    assert not changed[1].any() and not changed[3].any()  # masked faces are left alone
+    for i in (0, 2):
+        rows = np.nonzero(changed[i].any(axis=1))[0]
+        assert len(rows) > 5, "a bare face got no cover"
+        assert rows.min() >= int(0.45 * 96)  # mouth, chin and jaw (covers reach 0.48 at most)
+    assert out.min() >= 0.0 and out.max() <= 255.0
+
+
+def test_sunglasses_darken_the_eyes_only(face_images, monkeypatch):
+    monkeypatch.setattr(augment, "SUNGLASSES_P", 1.0)
+    batch = _batch(face_images)
+    out = augment._sunglasses(tf.constant(batch), 96).numpy()
+    changed = np.abs(out - batch).max(axis=3) > 0
+    rows = np.nonzero(changed.any(axis=(0, 2)))[0]
+    top, bottom = augment.EYES_Y[0] - 0.09, augment.EYES_Y[1] + 0.09
+    assert rows.min() >= int(top * 96) and rows.max() <= int(bottom * 96) + 1
+    for image, before, mask in zip(out, batch, changed, strict=True):
+        assert mask.sum() > 100  # two lenses
+        assert image[mask].mean() < before[mask].mean()
+
+
+def test_training_batches_with_a_bare_label_keep_labels_and_range(face_images):
+    batch = _batch(face_images).astype(np.uint8)
+    labels = np.array([0, 1, 0, 1])
+    ds = make_dataset(batch, labels, 4, training=True, bare_index=1)
+    images, ys = next(iter(ds))
+    assert images.shape == batch.shape and sorted(ys.numpy().tolist()) == [0, 0, 1, 1]
+    assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 255.0

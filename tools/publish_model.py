@@ -1,16 +1,21 @@
 """Publish a finished run as a shipped model: copy it to models/<name>/ and write MODEL_CARD.md.
 
     .venv/bin/python tools/publish_model.py RUN_DIR NAME [--only FILE ...] [--note TEXT ...]
-                                            [--tradeoff ROWS.json]
+                                            [--tradeoff ROWS.json] [--candidates ROWS.json]
+                                            [--threshold LABEL=T --threshold-how TEXT]
 
 --only keeps just the named files (plus card.json and the run's records), for models too large
 to commit whole; the card says which files were left out and how to rebuild them.
+--threshold writes the card's decision rule (`thresholds`, facemask.classify.decide_indices) and
+--threshold-how says how it was chosen. Absolute paths in the published records become relative
+to the repository (or a bare file name), so no machine's layout is committed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,9 +24,38 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from facemask.card import card_markdown  # noqa: E402
+from facemask.classify import read_card  # noqa: E402
 from facemask.runs import safe_name  # noqa: E402
 
 RECORDS = ("card.json", "config.json", "history.csv", "metrics.json", "data_report.json")
+PATH_RECORDS = ("card.json", "config.json", "events.jsonl")
+
+
+def relative_paths(value, repo: Path = REPO):
+    """`value` with every absolute path string made relative to the repository when it lies
+    beside it (../shared/...), else cut to its file name."""
+    if isinstance(value, dict):
+        return {k: relative_paths(v, repo) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(v, repo) for v in value]
+    if isinstance(value, str) and value.startswith("/") and "\n" not in value:
+        path = Path(value)
+        beside = path.is_relative_to(repo.parent)
+        return os.path.relpath(path, repo) if beside else path.name
+    return value
+
+
+def _relativise_records(target: Path) -> None:
+    for name in PATH_RECORDS:
+        path = target / name
+        if not path.is_file():
+            continue
+        if path.suffix == ".jsonl":
+            lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            text = "".join(json.dumps(relative_paths(line)) + "\n" for line in lines)
+        else:
+            text = json.dumps(relative_paths(json.loads(path.read_text())), indent=2) + "\n"
+        path.write_text(text)
 
 
 def main() -> None:
@@ -35,6 +69,13 @@ def main() -> None:
     parser.add_argument(
         "--tradeoff", type=Path, help="rows from tools/tradeoff.py --output, kept in the card"
     )
+    parser.add_argument(
+        "--candidates",
+        type=Path,
+        help="tools/tradeoff.py --scenes --threshold-for rows comparing candidate models",
+    )
+    parser.add_argument("--threshold", help="decision rule LABEL=T: LABEL only when p >= T")
+    parser.add_argument("--threshold-how", help="how the threshold was chosen (for the card)")
     args = parser.parse_args()
 
     target = REPO / "models" / safe_name(args.name)
@@ -50,8 +91,15 @@ def main() -> None:
                 shutil.copytree(src, target / name)
             elif src.is_file():
                 shutil.copy2(src, target / name)
+    _relativise_records(target)
     card = json.loads((target / "card.json").read_text())
     card["name"] = args.name
+    if args.threshold:
+        label, _, value = args.threshold.partition("=")
+        card["thresholds"] = {label: float(value)}
+        card["threshold_choice"] = {"how": args.threshold_how or "not recorded"}
+    if args.candidates:
+        card["candidates"] = json.loads(args.candidates.read_text())
     card["files_committed"] = sorted(p.name for p in target.iterdir())
     card["notes"] = [*card.get("notes", []), *args.note]
     if args.tradeoff:
@@ -61,6 +109,7 @@ def main() -> None:
             if mine and row.get("ms_per_crop"):
                 card["latency_ms"] = {k: round(v, 3) for k, v in row["ms_per_crop"].items()}
     (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    read_card(target)  # the card must still load (labels, size, thresholds)
     (target / "MODEL_CARD.md").write_text(card_markdown(card))
     print(target)
 

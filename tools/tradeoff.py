@@ -2,12 +2,16 @@
 sizes), as a table for the model card and the README.
 
     .venv/bin/python tools/tradeoff.py MODEL_DIR... [--scenes DIR] [--output FILE.json]
+                                       [--threshold-for LABEL --min-recall R]
 
 Accuracy on the test split (and on it degraded to small faces) comes from each model's card.
 Latency is measured here, for every model's float and int8 TFLite files in interleaved rounds,
 so load on a shared CPU weighs on all of them alike. With --scenes, each float model also
 classifies the annotated faces of a scene set, cropped from their ground-truth boxes: real
-faces from another source than the training data.
+faces from another source than the training data; labels are decided by each card's
+`thresholds` (argmax without). With --threshold-for, each model also gets the threshold on that
+label's probability that keeps its recall on those faces at --min-recall with the fewest other
+faces given that label (evaluate.choose_threshold), and the scene figures at it.
 """
 
 from __future__ import annotations
@@ -23,14 +27,35 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facemask.card import tradeoff_markdown  # noqa: E402
+from facemask.card import scene_errors_markdown, tradeoff_markdown  # noqa: E402
 from facemask.classify import TFLITE_FILE, TFLITE_INT8_FILE, MaskClassifier, read_card  # noqa: E402
+from facemask.evaluate import choose_threshold, classification_metrics  # noqa: E402
 from facemask.export import interleaved_ms_per_crop  # noqa: E402
+
+MASKED, BARE = "with_mask", "without_mask"
 
 TIMED_FILES = (TFLITE_FILE, TFLITE_INT8_FILE)
 
 
-def row(model_dir: Path, scenes: list | None) -> dict[str, Any]:
+def scene_figures(
+    y_true: np.ndarray, probs: np.ndarray, labels: tuple[str, ...], thresholds: dict | None
+) -> dict[str, Any]:
+    """Scene-face accuracy under a decision rule, with the two errors that matter in a crowd:
+    bare faces called masked, and masked faces recalled."""
+    m = classification_metrics(y_true, probs, labels, thresholds)
+    figures = {k: m[k] for k in ("n", "accuracy", "roc_auc", "confusion")}
+    if MASKED in labels and BARE in labels:
+        masked, bare = labels.index(MASKED), labels.index(BARE)
+        confusion = np.array(m["confusion"])
+        figures["bare_called_masked"] = int(confusion[bare, masked])
+        figures["bare_faces"] = int(confusion[bare].sum())
+        figures["masked_recall"] = m["per_class"][MASKED]["recall"]
+    return figures
+
+
+def row(
+    model_dir: Path, scenes: list | None, threshold_for: str | None = None, min_recall: float = 0.98
+) -> dict[str, Any]:
     """Accuracy figures of one model: its card's, plus scene faces when scenes are given."""
     card = read_card(model_dir)
     metrics, exports = card["metrics"], card.get("exports", {})
@@ -45,17 +70,24 @@ def row(model_dir: Path, scenes: list | None) -> dict[str, Any]:
     if scenes is not None:
         from facemask.detect import WEBCAM, FaceDetector
         from facemask.pipeline import Pipeline
-        from facemask.scenes import classify_annotated_faces
+        from facemask.scenes import annotated_face_probabilities
 
         classifier = MaskClassifier(model_dir, tflite_file=TFLITE_FILE)
         pipeline = Pipeline(FaceDetector(WEBCAM), classifier)
-        faces = classify_annotated_faces(scenes, pipeline.classify_boxes, classifier.labels)
-        result["scene_faces"] = {
-            "n": faces["n"],
-            "accuracy": faces["accuracy"],
-            "roc_auc": faces["roc_auc"],
-            "confusion": faces["confusion"],
-        }
+        labels = classifier.labels
+        y_true, probs, _ = annotated_face_probabilities(scenes, pipeline.classify_boxes, labels)
+        result["thresholds"] = classifier.thresholds
+        result["scene_faces"] = scene_figures(y_true, probs, labels, classifier.thresholds)
+        result["scene_faces_argmax"] = scene_figures(y_true, probs, labels, None)
+        if threshold_for:
+            positive = labels.index(threshold_for)
+            chosen = choose_threshold(y_true, probs[:, positive], positive, min_recall)
+            result["chosen_threshold"] = {
+                "label": threshold_for,
+                "threshold": chosen,
+                "min_recall": min_recall,
+                "scene_faces": scene_figures(y_true, probs, labels, {threshold_for: chosen}),
+            }
     return result
 
 
@@ -80,16 +112,22 @@ def main() -> None:
     parser.add_argument("--scenes", type=Path, help="scene folder with annotations.json")
     parser.add_argument("--output", type=Path, help="also write the rows to this JSON file")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
+    parser.add_argument("--threshold-for", help="label to choose a threshold for (with --scenes)")
+    parser.add_argument(
+        "--min-recall", type=float, default=0.98, help="that label's recall to keep on scene faces"
+    )
     args = parser.parse_args()
     scenes = None
     if args.scenes:
         from facemask.scenes import load_scenes
 
         scenes = load_scenes(args.scenes)
-    rows = [row(m, scenes) for m in args.models]
+    rows = [row(m, scenes, args.threshold_for, args.min_recall) for m in args.models]
     time_models(args.models, rows, args.rounds)
     rows.sort(key=lambda r: r["input_size"])
     print(tradeoff_markdown(rows))
+    if scenes is not None:
+        print(scene_errors_markdown(rows))
     if args.output:
         args.output.write_text(json.dumps(rows, indent=2) + "\n")
 
