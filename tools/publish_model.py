@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -31,18 +32,23 @@ RECORDS = ("card.json", "config.json", "history.csv", "metrics.json", "data_repo
 PATH_RECORDS = ("card.json", "config.json", "events.jsonl")
 
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:])/[\w.+-]+(?:/[\w.+-]+)*")
+
+
 def relative_paths(value, repo: Path = REPO):
-    """`value` with every absolute path string made relative to the repository when it lies
-    beside it (../shared/...), else cut to its file name."""
+    """`value` with every absolute path in its strings made relative to the repository when it
+    lies beside it (../shared/...), else cut to its last part."""
     if isinstance(value, dict):
         return {k: relative_paths(v, repo) for k, v in value.items()}
     if isinstance(value, list):
         return [relative_paths(v, repo) for v in value]
-    if isinstance(value, str) and value.startswith("/") and "\n" not in value:
-        path = Path(value)
-        beside = path.is_relative_to(repo.parent)
-        return os.path.relpath(path, repo) if beside else path.name
+    if isinstance(value, str):
+        return ABSOLUTE_PATH.sub(lambda m: _relative(Path(m.group(0)), repo), value)
     return value
+
+
+def _relative(path: Path, repo: Path) -> str:
+    return os.path.relpath(path, repo) if path.is_relative_to(repo.parent) else path.name
 
 
 def _relativise_records(target: Path) -> None:
