@@ -32,6 +32,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"({card.get('serving', {}).get('reason', '')}).",
         f"- Trained: {card.get('date')} with `{card.get('command')}`.",
         f"- Decision: {decision_text(card)}.",
+        *_at_threshold(card),
         "",
         "## Data",
         f"- {dataset.get('name')}: {dataset.get('provenance')}.",
@@ -152,6 +153,17 @@ def tradeoff_markdown(rows: list[dict[str, Any]]) -> str:
             + (f"{agreement:g}% |" if isinstance(agreement, (int, float)) else "n/a |")
         )
     return "\n".join(lines) + "\n"
+
+
+def _at_threshold(card: dict[str, Any]) -> list[str]:
+    choice = card.get("threshold_choice", {})
+    test, small = choice.get("test"), choice.get("test_small_faces")
+    if not test:
+        return []
+    line = f"- Under this rule: test accuracy {_pct(test.get('accuracy'))}"
+    if small:
+        line += f", small faces {_pct(small.get('accuracy'))}"
+    return [line + " (the tables below are the most probable label's)."]
 
 
 def decision_text(card: dict[str, Any], short: bool = False) -> str:

@@ -82,6 +82,12 @@ def main() -> None:
     )
     parser.add_argument("--threshold", help="decision rule LABEL=T: LABEL only when p >= T")
     parser.add_argument("--threshold-how", help="how the threshold was chosen (for the card)")
+    parser.add_argument(
+        "--threshold-metrics",
+        type=Path,
+        help="`facemask evaluate MODEL --data DIR --split test --small-faces --output` JSON of "
+        "the model with its threshold: the test figures under the decision rule",
+    )
     args = parser.parse_args()
 
     target = REPO / "models" / safe_name(args.name)
@@ -104,6 +110,10 @@ def main() -> None:
         label, _, value = args.threshold.partition("=")
         card["thresholds"] = {label: float(value)}
         card["threshold_choice"] = {"how": args.threshold_how or "not recorded"}
+        if args.threshold_metrics:
+            measured = json.loads(args.threshold_metrics.read_text())
+            card["threshold_choice"]["test"] = measured["all"]
+            card["threshold_choice"]["test_small_faces"] = measured.get("small_faces")
     if args.candidates:
         card["candidates"] = json.loads(args.candidates.read_text())
     card["files_committed"] = sorted(p.name for p in target.iterdir())
