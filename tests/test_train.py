@@ -165,3 +165,30 @@ def test_a_damaged_checkpoint_is_a_clear_error_not_a_keras_traceback(tmp_path):
     (tmp_path / CHECKPOINT_FILE).write_bytes(data[: len(data) // 2])
     with pytest.raises(RunError, match="cannot be read.*start a new training"):
         _Fitter._restore(fitter, model)
+
+
+def test_hard_negatives_repeat_the_most_mask_like_bare_faces(
+    tiny_model_dir, mini_dataset, tmp_path
+):
+    import cv2
+    import keras
+    import numpy as np
+
+    from facemask.images import load_image
+    from facemask.train import HARD_COPIES
+
+    model = keras.saving.load_model(tiny_model_dir / "model.keras", safe_mode=True)
+    paths = sorted(mini_dataset.glob("*/*.jpg"))[::3]
+    x = np.stack([cv2.resize(load_image(p), (64, 64), interpolation=cv2.INTER_AREA) for p in paths])
+    y = np.array([int(p.parent.name == "without_mask") for p in paths], dtype=np.int32)
+    config = TrainConfig(data=str(mini_dataset), input_size=64, hard_negatives=0.5, batch_size=8)
+    fit = _Fitter(
+        config, tmp_path, None, lambda _: None, {"train": x, "val": x}, {"train": y, "val": y},
+        {}, _StopRequests(), bare=1,
+    )  # fmt: skip
+    fit.add_hard_negatives(model, bare=1)
+    n_bare, n_hard = int((y == 1).sum()), int(0.5 * int((y == 1).sum()))
+    assert n_hard > 0 and fit.n_train == len(x) + HARD_COPIES * n_hard
+    labels = np.concatenate([batch_y.numpy() for _, batch_y in fit.train_ds])
+    assert int((labels == 1).sum()) == n_bare + HARD_COPIES * n_hard  # bare faces only
+    assert int((labels == 0).sum()) == int((y == 0).sum())
