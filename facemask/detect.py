@@ -59,7 +59,7 @@ class DetectorSettings:
     nms_iou: float = 0.3  # boxes overlapping more than this are one face (also each model's NMS)
     close_up_pass: bool = False  # model "full"/"yunet": also run "short" on the whole image
     backend: str = "tasks"  # BlazeFace runtime: "tasks" (mediapipe graph) | "litert" (direct)
-    max_side: int = 0  # work on a copy whose longer side is at most this many px (0: no bound)
+    max_pixels: int = 0  # work on a scaled copy of at most this many pixels (0: no bound)
     scale: float = 1.0  # "yunet" only: run on the image (or tiles) resized by this factor
     # "yunet" only: share of each box's top cut off. YuNet's box reaches higher up the forehead
     # than BlazeFace's and the scene annotations; cut, it matches both (docs/detection.md).
@@ -74,8 +74,8 @@ class DetectorSettings:
             raise ValueError('backend "litert" runs the "short" model only.')
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"min_score must be in [0, 1], not {self.min_score}.")
-        if min(self.min_face, self.tiles, self.min_tile, self.max_side) < 0:
-            raise ValueError("min_face, tiles, min_tile and max_side must not be negative.")
+        if min(self.min_face, self.tiles, self.min_tile, self.max_pixels) < 0:
+            raise ValueError("min_face, tiles, min_tile and max_pixels must not be negative.")
         if not 0.0 <= self.tile_overlap < 1.0:
             raise ValueError(f"tile_overlap must be in [0, 1), not {self.tile_overlap}.")
         if not 0.0 < self.nms_iou <= 1.0:
@@ -95,10 +95,11 @@ PHOTO = DetectorSettings(
     min_face=16,
     close_up_pass=True,
     backend="litert",
-    max_side=1920,
+    max_pixels=1920 * 1440,
 )
-"""Uploaded photos: one YuNet pass at the photo's own size (up to 1920 px), plus a short-range
-BlazeFace pass for faces too large for YuNet; see docs/detection.md."""
+"""Uploaded photos: one YuNet pass at the photo's own size (scaled down to 2.8 megapixels, as
+1920x1440, when larger), plus a short-range BlazeFace pass for faces too large for YuNet; see
+docs/detection.md."""
 
 
 @functools.cache
@@ -348,8 +349,13 @@ class FaceDetector:
         if height == 0 or width == 0:
             return []
         settings = self.settings
-        # the gate's bound for every native library, or the preset's tighter one (less work)
-        image, shrink = fit_side(image, min(settings.max_side or MAX_DETECT_SIDE, MAX_DETECT_SIDE))
+        # the gate's bound on the longest side, and the preset's on the pixels (the work)
+        max_side = float(MAX_DETECT_SIDE)
+        if settings.max_pixels and width * height > settings.max_pixels:
+            max_side = min(
+                max_side, max(width, height) * math.sqrt(settings.max_pixels / (width * height))
+            )
+        image, shrink = fit_side(image, max(1, int(max_side)))
         work_h, work_w = image.shape[:2]
         whole = (0, 0, work_w, work_h)
         tiles = tile_windows(

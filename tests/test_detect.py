@@ -266,7 +266,7 @@ def test_presets() -> None:
     assert WEBCAM.model == "short" and WEBCAM.tiles == 0 and not WEBCAM.close_up_pass
     assert WEBCAM.backend == "litert"
     assert PHOTO.model == "yunet" and PHOTO.close_up_pass and PHOTO.min_score >= 0.5
-    assert PHOTO.backend == "litert" and PHOTO.max_side > 0
+    assert PHOTO.backend == "litert" and PHOTO.max_pixels > 0
 
 
 def test_import_is_light() -> None:
@@ -353,13 +353,13 @@ def test_weighted_nms_merges_by_score() -> None:
 
 
 @pytest.mark.parametrize("model", ["short", "yunet"])
-def test_max_side_bounds_the_work_and_maps_boxes_back(model: str) -> None:
+def test_max_pixels_bounds_the_work_and_maps_boxes_back(model: str) -> None:
     rgb = photo("astronaut.jpg")
     big = np.asarray(Image.fromarray(rgb).resize((4096, 4096), Image.Resampling.BILINEAR))
-    settings = DetectorSettings(model=model, min_score=0.5, max_side=512, backend="litert")
+    settings = DetectorSettings(model=model, min_score=0.5, max_pixels=512 * 512, backend="litert")
     with FaceDetector(settings) as bounded:
         (face,) = bounded.detect(big)
-    with FaceDetector(dataclasses.replace(settings, max_side=0)) as whole:
+    with FaceDetector(dataclasses.replace(settings, max_pixels=0)) as whole:
         (small,) = whole.detect(rgb)
     assert iou(face.box, tuple(8 * v for v in small.box)) >= 0.95
     assert iou(face.box, tuple(8 * v for v in FACES["astronaut.jpg"])) >= 0.6
