@@ -1,12 +1,14 @@
-"""Sweep face-detector settings on a scenes folder: recall, precision and latency side by side.
+"""Sweep face-detector settings on a scenes folder: recall, precision, AP and time side by side.
 
-    python bench/detector_settings.py --scenes ../shared/datasets/maskilc-scenes
+    python bench/detector_settings.py --scenes ../shared/datasets/maskilc-scenes [--model NAME]
 
-Recall counts labelled faces whose shorter side is >= 24 px; precision is a lower bound (many
-background faces carry no box). Boxes match at IoU >= 0.5 (the scene-AP criterion) and, to show
-how much of the gap is box extent rather than missed faces, at IoU >= 0.3. "ms/img" is the mean
-detect() time on the scene photos (up to 1024 px); "ms 640x480" the median on a webcam-sized
-frame with one face. Results feed docs/detection.md (WEBCAM and PHOTO in facemask/detect.py).
+Recall counts labelled faces whose shorter side is >= 24 px ("all": every labelled face);
+precision is a lower bound (many background faces carry no box). Boxes match at IoU >= 0.5 (the
+scene-AP criterion) and, to show how much of the gap is box extent rather than missed faces, at
+IoU >= 0.3. With --model, each setting's faces are also classified as the app does (Pipeline)
+and scored as per-class AP (mask / no mask, and their mean). "ms/img" is the median detect()
+time on the scene photos (up to 1024 px); "ms 640x480" the median on a webcam-sized frame with
+one face. Results feed docs/detection.md (WEBCAM and PHOTO in facemask/detect.py).
 """
 
 from __future__ import annotations
@@ -23,9 +25,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facemask.detect import PHOTO, WEBCAM, DetectorSettings, Face, FaceDetector  # noqa: E402
+from facemask.detect import PHOTO, WEBCAM, DetectorSettings, FaceDetector  # noqa: E402
 from facemask.images import load_image  # noqa: E402
-from facemask.scenes import Scene, SceneFace, evaluate_detector, load_scenes  # noqa: E402
+from facemask.scenes import (  # noqa: E402
+    Scene,
+    SceneFace,
+    evaluate_detector,
+    evaluate_scenes,
+    load_scenes,
+)
 
 DEFAULT_SCENES = ROOT.parent / "shared" / "datasets" / "maskilc-scenes"
 WEBCAM_FACE = ROOT / "tests" / "data" / "faces" / "astronaut.jpg"
@@ -53,6 +61,16 @@ SWEEP: dict[str, DetectorSettings] = {
     "short t3 ov0.25": DetectorSettings(model="short", min_face=12, tiles=3, tile_overlap=0.25),
     "short t4": DetectorSettings(model="short", min_face=12, tiles=4),
     "short t4 s0.6": DetectorSettings(model="short", min_score=0.6, min_face=12, tiles=4),
+    "old PHOTO": DetectorSettings(model="short", min_score=0.6, min_face=16, tiles=4, min_tile=128),
+    "short litert": DetectorSettings(model="short", min_face=12, backend="litert"),
+    "yunet s0.5": DetectorSettings(model="yunet", min_score=0.5, min_face=12),
+    "yunet": DetectorSettings(model="yunet", min_score=0.6, min_face=12),
+    "yunet s0.7": DetectorSettings(model="yunet", min_score=0.7, min_face=12),
+    "yunet uncut": DetectorSettings(model="yunet", min_score=0.6, min_face=12, top_cut=0.0),
+    "yunet x2": DetectorSettings(model="yunet", min_score=0.6, min_face=12, scale=2.0),
+    "yunet+close": DetectorSettings(
+        model="yunet", min_score=0.6, min_face=12, close_up_pass=True, backend="litert"
+    ),
     "WEBCAM": WEBCAM,
     "PHOTO": PHOTO,
 }
@@ -70,17 +88,16 @@ class CachedScene:
 
 
 class Replay:
-    """Records a detector's answers, then plays them back (to score again at another IoU)."""
+    """Plays recorded answers back in scene order, to score them several ways."""
 
-    def __init__(self, detector: FaceDetector) -> None:
-        self.detector, self.answers, self.replaying = detector, [], False
+    def __init__(self, answers: list) -> None:
+        self.answers, self.next = answers, 0
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        if self.replaying:
-            return self.answers.pop(0)
-        faces = self.detector.detect(rgb)
-        self.answers.append(faces)
-        return faces
+    def __call__(self, _rgb: np.ndarray) -> list:
+        self.next += 1
+        return self.answers[(self.next - 1) % len(self.answers)]
+
+    detect = __call__
 
 
 def webcam_frame() -> np.ndarray:
@@ -104,25 +121,29 @@ def median_ms(detector: FaceDetector, frame: np.ndarray, runs: int = 60) -> floa
 def latency_table(
     names: list[str], images: list[np.ndarray], frame: np.ndarray, rounds: int
 ) -> None:
-    """Median ms per call, the settings taking turns image by image so that load hits all alike."""
+    """Median wall and CPU ms per call, the settings taking turns image by image so that load
+    hits all alike. CPU time (all threads of this process) barely depends on the machine's load;
+    on a quiet machine wall time is CPU time spread over the threads a model uses."""
     detectors = {name: FaceDetector(SWEEP[name]) for name in names}
-    photos: dict[str, list[float]] = {name: [] for name in names}
-    frames: dict[str, list[float]] = {name: [] for name in names}
+    kinds = ("photo", "photo cpu", "frame", "frame cpu")
+    times = {(name, kind): [] for name in names for kind in kinds}
     for round_ in range(rounds + 1):
         for image in images:
             for name, detector in detectors.items():
-                for target, times in ((image, photos[name]), (frame, frames[name])):
-                    start = time.perf_counter()
+                for target, kind in ((image, "photo"), (frame, "frame")):
+                    wall, cpu = time.perf_counter(), time.process_time()
                     detector.detect(target)
                     if round_:  # the first round warms up
-                        times.append(time.perf_counter() - start)
-    print(f"| setting | median ms/img ({len(images)} scene photos) | median ms 640x480 |")
-    print("|---|---|---|")
+                        times[name, kind].append(time.perf_counter() - wall)
+                        times[name, kind + " cpu"].append(time.process_time() - cpu)
+    print(
+        f"| setting | median ms/img ({len(images)} scene photos) | CPU ms/img "
+        "| median ms 640x480 | CPU ms 640x480 |"
+    )
+    print("|---|---|---|---|---|")
     for name in names:
-        print(
-            f"| {name} | {1000 * np.median(photos[name]):.1f} "
-            f"| {1000 * np.median(frames[name]):.2f} |"
-        )
+        cells = " | ".join(f"{1000 * np.median(times[name, kind]):.1f}" for kind in kinds)
+        print(f"| {name} | {cells} |")
     for detector in detectors.values():
         detector.close()
 
@@ -136,11 +157,14 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N images only (0: all)")
     parser.add_argument("--only", nargs="*", default=None, help="setting names to run")
     parser.add_argument(
+        "--model", default=None, help="also classify the faces and score per-class AP"
+    )
+    parser.add_argument(
         "--latency",
         type=int,
         default=0,
         metavar="N",
-        help="only time the settings, taking turns, on the first N photos (3 rounds)",
+        help="only time the settings (wall, CPU), taking turns, on the first N photos (3 rounds)",
     )
     args = parser.parse_args()
     names = args.only or list(SWEEP)
@@ -154,30 +178,69 @@ def main() -> int:
 
     scenes: list[Scene] = load_scenes(args.scenes)[: args.limit or None]
     cached = [CachedScene(s.faces, s.load()) for s in scenes]
+    classifier = None
+    if args.model:
+        from facemask.classify import MaskClassifier
+        from facemask.pipeline import Pipeline
+        from facemask.runs import RunStore
+
+        model_dir = Path(args.model)
+        model_dir = model_dir if model_dir.is_dir() else RunStore().resolve_model(args.model)
+        classifier = MaskClassifier(model_dir)
     print(f"{len(cached)} images from {args.scenes}; load average {os.getloadavg()[0]:.1f}\n")
-    print(
-        "| setting | recall@.5 | precision@.5 | recall@.3 | precision@.3 "
-        "| recall 24-48 / 48-96 / 96+ px | ms/img | ms 640x480 |"
+    ap_head = (
+        " | AP@.5 mask / no mask (mean) | AP@.3 mean | AP@.5 all faces mean" if classifier else ""
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| setting | recall@.5 | precision@.5 | recall@.3 | precision@.3 | recall@.5 all faces "
+        f"| recall 24-48 / 48-96 / 96+ px{ap_head} | ms/img | ms 640x480 |"
+    )
+    print("|---" * (9 + (3 if classifier else 0)) + "|")
     for name in names:
         detector = FaceDetector(SWEEP[name])
-        replay = Replay(detector)
-        strict = evaluate_detector(cached, replay)
-        replay.replaying = True
-        loose = evaluate_detector(cached, replay, iou=0.3)
-        by_size = " / ".join(f"{v:.2f}" for v in strict["recall_by_size"].values())
+        answers, times = [], []
+        for scene in cached:
+            start = time.perf_counter()
+            answers.append(detector.detect(scene.rgb))
+            times.append(time.perf_counter() - start)
+        strict = evaluate_detector(cached, Replay(answers))
+        loose = evaluate_detector(cached, Replay(answers), iou=0.3)
+        every = evaluate_detector(cached, Replay(answers), min_face=1)
+        by_size = " / ".join(
+            "-" if v is None else f"{v:.2f}" for v in strict["recall_by_size"].values()
+        )
+        ap_cells = ""
+        if classifier:
+            pipeline = Pipeline(detector, classifier)
+            found = [
+                pipeline.classify_faces(scene.rgb, faces)
+                for scene, faces in zip(cached, answers, strict=True)
+            ]
+            ap = {
+                (size, iou): evaluate_scenes(
+                    cached, Replay(found), pipeline.labels, min_face=size, iou=iou
+                )
+                for size, iou in ((24, 0.5), (24, 0.3), (1, 0.5))
+            }
+            per_class = " / ".join(
+                f"{row['ap']:.3f}" for row in ap[24, 0.5]["classes"].values() if row["scored"]
+            )
+            ap_cells = (
+                f" | {per_class} ({ap[24, 0.5]['mean_ap']:.3f}) | {ap[24, 0.3]['mean_ap']:.3f} "
+                f"| {ap[1, 0.5]['mean_ap']:.3f}"
+            )
         print(
             f"| {name} | {strict['recall']:.3f} | {strict['precision']:.3f} "
-            f"| {loose['recall']:.3f} | {loose['precision']:.3f} | {by_size} "
-            f"| {strict['ms_per_image']:.1f} | {median_ms(detector, frame):.2f} |",
+            f"| {loose['recall']:.3f} | {loose['precision']:.3f} | {every['recall']:.3f} "
+            f"| {by_size}{ap_cells} | {1000 * np.median(times):.1f} "
+            f"| {median_ms(detector, frame):.2f} |",
             flush=True,
         )
         detector.close()
     faces = strict["faces"]
     print(
         f"\n{faces} labelled faces >= 24 px ({strict['faces_by_size']}), "
-        f"{strict['faces_ignored_small']} smaller ones ignored. "
+        f"{strict['faces_ignored_small']} smaller ones. "
         f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
     )
     return 0

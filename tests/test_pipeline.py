@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from facemask.classify import MaskClassifier
-from facemask.detect import WEBCAM, FaceDetector
+from facemask.detect import PHOTO, WEBCAM, FaceDetector, box_iou
 from facemask.images import load_image
 from facemask.pipeline import (
     Detection,
@@ -103,3 +103,21 @@ def test_pipeline_on_an_empty_frame_finds_nothing(pipeline):
 def test_classify_whole_treats_the_image_as_one_face(pipeline, face_images):
     det = pipeline.classify_whole(load_image(face_images[0]))
     assert det.box[:2] == (0, 0) and det.label in LABELS
+
+
+def test_photo_crops_look_like_the_webcam_crops_the_classifier_learnt_from(face_images):
+    """PHOTO (YuNet) and WEBCAM (BlazeFace, as in training) cut nearly the same square."""
+    with FaceDetector(PHOTO) as photo, FaceDetector(WEBCAM) as webcam:
+        for path in face_images:
+            rgb = load_image(path)
+            (ours,), (trained_on,) = photo.detect(rgb), webcam.detect(rgb)
+            squares = np.array([square_box(ours.box), square_box(trained_on.box)])
+            assert box_iou(squares[:1], squares[1:])[0, 0] >= 0.7, path.name
+
+
+def test_photo_pipeline_classifies_every_test_face(tiny_model_dir, face_images):
+    with FaceDetector(PHOTO) as detector:
+        pipeline = Pipeline(detector, MaskClassifier(tiny_model_dir))
+        for path in face_images:
+            (det,) = pipeline.process(load_image(path))
+            assert det.label in LABELS and det.detection_score >= PHOTO.min_score
