@@ -1,6 +1,7 @@
 """facemask dashboard: `streamlit run app.py` (or `make run`).
 
-Pages: Live (webcam), Upload (images and video), Training (train, watch, compare, export).
+Pages: Live (webcam, processed on the server), Live in your browser (webcam, processed in the
+page), Upload (images and video), Training (train, watch, compare, export).
 The sidebar (model, detection thresholds, model card) is shared by every page: see ui.py.
 """
 
@@ -17,6 +18,12 @@ st.set_page_config(page_title="facemask", page_icon="😷", layout="wide")
 page = st.navigation(
     [
         st.Page("app_pages/live.py", title="Live", icon=":material/videocam:", default=True),
+        st.Page(
+            "app_pages/browser.py",
+            title="Live in your browser",
+            icon=":material/devices:",
+            url_path="browser",
+        ),
         st.Page("app_pages/upload.py", title="Upload", icon=":material/upload:"),
         st.Page("app_pages/training.py", title="Training", icon=":material/model_training:"),
     ]
