@@ -50,9 +50,7 @@ def export_bytes(folder: str | os.PathLike) -> int:
     return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
 
 
-def component_args(
-    card: dict[str, Any], min_score: float, min_face: int
-) -> dict[str, Any]:
+def component_args(card: dict[str, Any], min_score: float, min_face: int) -> dict[str, Any]:
     """Everything the page's JavaScript must share with facemask.pipeline, as JSON.
 
     Labels and thresholds from the model card; colours, label texts, crop margin and the

@@ -36,6 +36,17 @@ from facemask.runs import write_json
 
 TFJS_DIR = "tfjs"
 TFJS_F16_DIR = "tfjs_float16"
+TFJS_MIXED_DIR = "tfjs_mixed"
+"""The in-browser export: uint8 weights, float16 where 8 bits would cost the most accuracy."""
+BROWSER_MAX_BYTES = 2_500_000
+"""A browser downloads at most this much classifier (model.json + weight shards)."""
+BROWSER_MIN_AGREEMENT = 99.0
+"""The browser export must pick Keras's label on this % of face crops..."""
+BROWSER_MAX_ACCURACY_DROP = 0.5
+"""...and lose at most this many points of accuracy (when the crops' true labels are known)."""
+SMALL_TENSOR = 10_000
+"""Weights smaller than this (biases, depthwise and first-layer kernels, the head) stay float16
+whenever the budget allows: they cost little and 8 bits hurt them most."""
 RUN_TFJS_SCRIPT = Path(__file__).resolve().parent / "js" / "run_tfjs.mjs"
 
 INT8_MIN_AGREEMENT = 99.0
@@ -119,8 +130,13 @@ def _tflite_from_saved_model(
 
 
 def _tfjs_from_saved_model(
-    saved_model: Path, out_dir: Path, quantize: bool, metadata: dict[str, Any] | None
+    saved_model: Path,
+    out_dir: Path,
+    quantize: bool | dict[str, Any],
+    metadata: dict[str, Any] | None,
 ) -> Path:
+    """Convert to a TF.js graph model. `quantize`: True for float16 weights, or the converter's
+    quantization map ({dtype: [weight names] or True for every other weight})."""
     # tensorflowjs imports TF-DF, whose welcome banner would otherwise try IPython when
     # stdout is not a terminal; stdout stays clean for the CLI's JSON.
     os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
@@ -134,7 +150,13 @@ def _tfjs_from_saved_model(
             tfjs_conversion.convert_tf_saved_model(
                 str(saved_model),
                 str(target),
-                quantization_dtype_map={"float16": True} if quantize else None,
+                quantization_dtype_map=(
+                    quantize
+                    if isinstance(quantize, dict)
+                    else {"float16": True}
+                    if quantize
+                    else None
+                ),
                 metadata=metadata,
             )
         if out_dir.exists():
@@ -395,6 +417,151 @@ def _verify_tfjs(
         runtime=f"TF.js {out['tfjs_version']} ({out['backend']} backend, node)",
     )
     return result
+
+
+# ---------------------------------------------------------------- the in-browser export
+
+
+def tfjs_weights(tfjs_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The weights of an unquantized TF.js graph model, by name, read from its shards."""
+    folder = Path(tfjs_dir)
+    manifest = json.loads((folder / "model.json").read_text())["weightsManifest"]
+    weights: dict[str, np.ndarray] = {}
+    for group in manifest:
+        data = b"".join((folder / Path(shard).name).read_bytes() for shard in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            if "quantization" in spec or spec["dtype"] not in ("float32", "int32"):
+                raise ModelError(f"{folder} is quantized: read the float32 TF.js export.")
+            dtype = np.dtype("<f4" if spec["dtype"] == "float32" else "<i4")
+            count = int(np.prod(spec["shape"], dtype=np.int64))
+            weights[spec["name"]] = np.frombuffer(data, dtype, count, offset).reshape(spec["shape"])
+            offset += count * dtype.itemsize
+    return weights
+
+
+def uint8_noise(weights: np.ndarray) -> float:
+    """Noise-to-signal power of 8-bit affine quantization of a tensor (step^2/12 over mean w^2):
+    a tensor with outliers gets a coarse step for its many small values."""
+    w = np.asarray(weights, dtype=np.float64)
+    step = (w.max() - w.min()) / 255.0
+    return float(step**2 / 12.0 / max(float(np.mean(w**2)), 1e-20))
+
+
+def mixed_quantization(weights: dict[str, np.ndarray], max_weight_bytes: int) -> dict[str, Any]:
+    """The converter's quantization map for at most `max_weight_bytes` of weights: every float
+    tensor uint8, except those kept float16 (2 bytes each instead of 1): small tensors first,
+    then the ones 8 bits hurt most (uint8_noise), while the budget allows."""
+    floats = {name: w for name, w in weights.items() if w.dtype == np.float32}
+    total = sum(w.size for w in floats.values())
+    total += sum(w.nbytes for name, w in weights.items() if name not in floats)
+    keep: list[str] = []
+    for name in sorted(
+        floats, key=lambda n: (floats[n].size >= SMALL_TENSOR, -uint8_noise(floats[n]))
+    ):
+        if total + floats[name].size <= max_weight_bytes:
+            keep.append(name)
+            total += floats[name].size
+    return {"float16": keep, "uint8": True} if keep else {"uint8": True}
+
+
+def _accuracy(probs: np.ndarray, truth: np.ndarray) -> float:
+    return round(float(np.mean(probs.argmax(axis=1) == truth)) * 100.0, 2)
+
+
+def _browser_export(
+    saved: Path,
+    float_dir: Path,
+    out_dir: Path,
+    reference: np.ndarray,
+    crops: np.ndarray,
+    labels: Sequence[str],
+    truth: np.ndarray | None,
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the mixed uint8/float16 TF.js export and measure it in real TF.js on every crop."""
+    json_bytes = int((float_dir / "model.json").stat().st_size * 1.2)  # + quantization fields
+    plan = mixed_quantization(tfjs_weights(float_dir), BROWSER_MAX_BYTES - json_bytes)
+    _tfjs_from_saved_model(saved, out_dir, plan, metadata)
+    out = run_tfjs(out_dir, crops)
+    probs = np.asarray(out["probabilities"], dtype=np.float32)
+    check = _compare(reference, probs, labels)
+    check.update(
+        ms_per_crop=round(float(out["ms_per_crop"]), 3),
+        runtime=f"TF.js {out['tfjs_version']} ({out['backend']} backend, node)",
+    )
+    if truth is not None:
+        check["accuracy"] = _accuracy(probs, truth)
+        check["keras_accuracy"] = _accuracy(reference, truth)
+    files = _file_sizes(out_dir.parent, [p for p in out_dir.rglob("*") if p.is_file()])
+    kept = plan.get("float16", [])
+    return {
+        "dir": out_dir.name, "files": files, "bytes": sum(files.values()),
+        "format": "tfjs_graph_model",
+        "quantization": f"uint8 weights, {len(kept)} tensors float16 (small ones first, then "
+        "those 8 bits hurt most) within the download budget",
+        "float16_weights": kept, **check,
+    }  # fmt: skip
+
+
+def choose_browser_serving(exports: dict[str, Any]) -> dict[str, str]:
+    """card["serving_browser"]: the mixed export when it fits the download budget, agrees with
+    Keras on >= 99% of crops and loses <= 0.5 point of accuracy; else float16 (exact labels)."""
+    mixed = exports.get(TFJS_MIXED_DIR)
+    fallback = TFJS_F16_DIR if TFJS_F16_DIR in exports else TFJS_DIR
+    if not mixed or "agreement" not in mixed:
+        return {"dir": fallback, "reason": "no measured mixed export: serving float weights."}
+    measured = (
+        f"{mixed['bytes'] / 1e6:.2f} MB, same label as Keras on {mixed['agreement']:g}% of "
+        f"{mixed['n']} face crops"
+    )
+    if "accuracy" in mixed:
+        measured += f", accuracy {mixed['accuracy']:g}% (Keras {mixed['keras_accuracy']:g}%)"
+    drop = mixed.get("keras_accuracy", 0.0) - mixed.get("accuracy", 0.0)
+    if (
+        mixed["bytes"] <= BROWSER_MAX_BYTES
+        and mixed["agreement"] >= BROWSER_MIN_AGREEMENT
+        and drop <= BROWSER_MAX_ACCURACY_DROP
+    ):
+        return {"dir": TFJS_MIXED_DIR, "reason": f"{measured}: within the limits, served."}
+    return {"dir": fallback, "reason": f"{measured}: outside the limits, serving {fallback}."}
+
+
+def export_browser(
+    model_dir: str | os.PathLike, crops: np.ndarray, truth: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Write model_dir/tfjs_mixed (the in-browser export) from model.keras, measure it in real
+    TF.js against Keras on `crops` (uint8; with their true label indices `truth`, accuracy
+    too), and record it in card.json ("exports", "files", "serving_browser")."""
+    root = Path(model_dir)
+    card = read_card(root)
+    labels = list(card["labels"])
+    crops = _check_crops(crops, int(card["input_size"]), uint8=True)
+    reason = tfjs_unavailable()
+    if reason:
+        raise ModelError(reason)
+    model = keras.saving.load_model(root / KERAS_FILE, compile=False, safe_mode=True)
+    reference = keras_probabilities(model, crops)
+    _check_labels(reference, labels)
+    metadata = {"facemask": {"labels": labels, "input_size": int(card["input_size"])}}
+    with (
+        tempfile.TemporaryDirectory(prefix="facemask-export-") as tmp,
+        tempfile.TemporaryDirectory(dir=root, prefix=".export-") as staging_dir,
+    ):
+        saved = _saved_model(model, tmp)
+        float_dir = _tfjs_from_saved_model(saved, Path(tmp) / "float", False, None)
+        stage = Path(staging_dir) / TFJS_MIXED_DIR
+        export = _browser_export(saved, float_dir, stage, reference, crops, labels, truth, metadata)
+        _install(stage, root / TFJS_MIXED_DIR)
+    card = read_card(root)
+    card.setdefault("exports", {})[TFJS_MIXED_DIR] = export
+    files = {
+        k: v for k, v in card.get("files", {}).items() if not k.startswith(f"{TFJS_MIXED_DIR}/")
+    }
+    card["files"] = {**files, **export["files"]}
+    card["serving_browser"] = choose_browser_serving(card["exports"])
+    write_json(root / "card.json", card)
+    return export
 
 
 # ---------------------------------------------------------------- a model directory

@@ -1,4 +1,5 @@
-// Run a TF.js graph model from disk on face crops, with real TF.js (pure-JS CPU backend).
+// Run a TF.js graph model from disk on face crops, with real TF.js: its WebAssembly backend
+// (what browsers run; @tensorflow/tfjs-backend-wasm) when installed, else the pure-JS CPU one.
 //
 // Usage: node run_tfjs.mjs '{"model": DIR, "input": FILE, "dtype": "uint8"|"float32",
 //                             "shape": [N, S, S, 3], "batch": 16}'
@@ -14,15 +15,25 @@ import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+const require = createRequire(import.meta.url);
+const bases = [
+  ...(process.env.NODE_PATH || "").split(path.delimiter).filter(Boolean),
+  process.cwd(),
+  here,
+];
+
 function loadTfjs() {
-  const require = createRequire(import.meta.url);
-  const bases = [
-    ...(process.env.NODE_PATH || "").split(path.delimiter).filter(Boolean),
-    process.cwd(),
-    here,
-  ];
-  const resolved = require.resolve("@tensorflow/tfjs", { paths: bases });
-  return require(resolved);
+  return require(require.resolve("@tensorflow/tfjs", { paths: bases }));
+}
+
+/** Register TF.js's WebAssembly backend if its package is installed; true when it is. */
+function loadWasmBackend() {
+  try {
+    require(require.resolve("@tensorflow/tfjs-backend-wasm", { paths: bases }));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function fail(message) {
@@ -77,7 +88,8 @@ async function main() {
 
   const tf = loadTfjs();
   tf.enableProdMode(); // no debug checks, no "install tfjs-node" notice
-  await tf.setBackend("cpu");
+  const wasm = loadWasmBackend() && (await tf.setBackend("wasm").catch(() => false));
+  if (!wasm) await tf.setBackend("cpu");
   await tf.ready();
 
   const model = await tf.loadGraphModel(fileHandler(tf, modelDir));

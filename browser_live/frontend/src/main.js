@@ -340,6 +340,8 @@ window.facemaskAnalyze = async ({ width, height, rgb }) => {
 function onRender(newArgs) {
   const first = args === null;
   args = newArgs;
+  const { minScore, minFace, modelUrl, thresholds } = args;
+  window.facemaskSettings = { minScore, minFace, modelUrl, thresholds };
   if (first) {
     if (typeof WebAssembly !== "object") {
       showMessage(MESSAGES.noWasm);

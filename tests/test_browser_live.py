@@ -1,0 +1,253 @@
+"""Live in your browser (the page at /browser) in a real headless Chromium.
+
+The whole pipeline runs in the page (MediaPipe Tasks + TF.js): the tests check that the page
+contacts nothing outside the app, finds and labels the two people in front of the fake camera,
+reports its FPS, stops on Stop, explains a refused camera, and agrees with the Python pipeline
+on real photos. The app server and the browser come from tests/test_browser_e2e.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO, require_shared
+from test_browser_e2e import (  # noqa: F401 (fixtures)
+    _no_exceptions,
+    _screenshot,
+    _wait_for,
+    _wait_until_idle,
+    app_server,
+    camera_clip,
+    launch_browser,
+    people_picture,
+)
+
+import browser_live
+from facemask.classify import MaskClassifier
+from facemask.detect import WEBCAM, FaceDetector, box_iou
+from facemask.images import load_image
+from facemask.pipeline import Pipeline
+
+pytestmark = pytest.mark.browser
+
+IFRAME = 'iframe[title="browser_live.browser_live"]'
+SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
+MAX_SIDE = 1280
+"""Photos are shrunk to this long side before both pipelines see them (transfer size)."""
+MIN_PHOTOS = 20
+SCENE_PHOTOS = 14
+"""Scene photos with faces (found by Python's WEBCAM preset) taken from maskilc-scenes."""
+PORTRAITS_PER_CLASS = 6
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_frontend() -> None:
+    """The component's static build (`make browser`); built here when node_modules has it."""
+    if browser_live.is_built():
+        return
+    script = REPO / "browser_live" / "frontend" / "build.mjs"
+    if not (REPO / "node_modules" / "esbuild").is_dir():
+        pytest.skip("node_modules lacks the frontend's packages: run `make test` (npm ci).")
+    subprocess.run(["node", str(script)], cwd=REPO, check=True, timeout=300)
+
+
+def _open(page, base: str):
+    """Open /browser; wait for the component and its models; return (frame locator, frame)."""
+    page.goto(f"{base}/browser", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Live in your browser").wait_for(timeout=90_000)
+    component = page.frame_locator(IFRAME)
+    component.get_by_role("button", name="Start").wait_for(state="visible", timeout=90_000)
+    frame = _wait_for(
+        "the component's frame",
+        lambda: next((f for f in page.frames if "browser_live.browser_live" in f.url), None),
+        timeout=30,
+    )
+    status = component.locator("#status")
+    _wait_for(
+        "the models to load in the page",
+        lambda: "ready" in status.inner_text() or component.locator("#message").is_visible(),
+        timeout=180,
+        poll=0.5,
+    )
+    message = component.locator("#message")
+    assert not message.is_visible(), message.inner_text()
+    return component, frame
+
+
+def _stats(frame) -> dict:
+    return frame.evaluate("() => JSON.parse(JSON.stringify(window.facemaskStats))")
+
+
+def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
+    app_server,  # noqa: F811
+    launch_browser,  # noqa: F811
+    camera_clip,  # noqa: F811
+):
+    base = app_server[0]
+    origin = urlsplit(base)[:2]
+    page = launch_browser(camera_clip)
+    outside: list[str] = []
+    csp: list[str] = []
+
+    def check(url: str) -> None:
+        if urlsplit(url)[:2] != origin and not url.startswith(("data:", "blob:")):
+            outside.append(url)
+
+    page.context.on("request", lambda request: check(request.url))
+    page.on("websocket", lambda socket: check(socket.url.replace("ws", "http", 1)))
+    page.on(
+        "console",
+        lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    component, frame = _open(page, base)
+    _no_exceptions(page, "Live in your browser")
+    assert component.get_by_role("button", name="Stop").is_hidden()
+
+    # Start: both people are found and labelled, frame after frame, with FPS and timings.
+    component.get_by_role("button", name="Start").click()
+    stats = _wait_for(
+        "20 processed frames showing both faces",
+        lambda: (lambda s: s if s["frames"] >= 20 and len(s["faces"]) == 2 else None)(
+            _stats(frame)
+        ),
+        timeout=180,
+        poll=0.5,
+    )
+    left, right = sorted(stats["faces"], key=lambda face: face["box"][0])
+    assert (left["label"], right["label"]) == ("with_mask", "without_mask"), stats["faces"]
+    width = frame.evaluate("() => document.getElementById('video').videoWidth")
+    for face in stats["faces"]:
+        x1, y1, x2, y2 = face["box"]
+        assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 and face["confidence"] > 0.5
+    assert left["box"][2] <= width / 2 <= right["box"][0]  # one person on each side
+    assert stats["fps"] > 0 and stats["detectMs"] > 0 and stats["classifyMs"] > 0
+    assert stats["backend"] in ("wasm", "webgl")
+    assert "FPS" in component.locator("#status").inner_text()
+    print(f"in-browser: {json.dumps({k: v for k, v in stats.items() if k != 'faces'})}")
+    page.wait_for_timeout(500)
+    _wait_until_idle(page)
+    _screenshot(page, "browser")
+
+    # Stop: the camera stops, and so does the processing.
+    component.get_by_role("button", name="Stop").click()
+    component.get_by_role("button", name="Start").wait_for(state="visible", timeout=30_000)
+    stopped = _stats(frame)["frames"]
+    page.wait_for_timeout(1500)
+    assert _stats(frame)["frames"] == stopped and not _stats(frame)["running"]
+    assert frame.evaluate("() => document.getElementById('video').srcObject") is None
+
+    assert not outside, f"the page contacted something outside the app: {outside}"
+    assert not csp, f"the page tried something its Content-Security-Policy blocked: {csp}"
+
+
+def test_a_refused_camera_gets_one_sentence(app_server, launch_browser):  # noqa: F811
+    page = launch_browser(None)
+    component, frame = _open(page, app_server[0])
+    component.get_by_role("button", name="Start").click()
+    component.get_by_text("The browser blocked the camera").wait_for(timeout=30_000)
+    component.get_by_role("button", name="Start").wait_for(state="visible")
+    assert _stats(frame)["frames"] == 0
+
+
+def _photos(face_images: list[Path]) -> list[tuple[str, np.ndarray]]:
+    """Real photos with faces: tests/data/faces, dataset portraits, and scene photos."""
+    paths = list(face_images)
+    portraits = require_shared("datasets", "chandrikadeb7-face-mask")
+    for label in ("with_mask", "without_mask"):
+        files = sorted((portraits / label).glob("*.jpg"))
+        paths += [files[i] for i in np.linspace(0, len(files) - 1, PORTRAITS_PER_CLASS).astype(int)]
+    scenes = sorted((require_shared("datasets", "maskilc-scenes") / "images").glob("*.jpg"))
+    photos = []
+    for path in paths + scenes:
+        rgb = load_image(path)
+        scale = MAX_SIDE / max(rgb.shape[:2])
+        if scale < 1:
+            size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+            rgb = np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
+        photos.append((path.name, rgb))
+    return photos
+
+
+def test_browser_and_python_pipelines_agree_on_photos(
+    app_server,  # noqa: F811
+    launch_browser,  # noqa: F811
+    face_images,
+):
+    if not (SHIPPED_MODEL / "card.json").is_file():
+        pytest.skip("the shipped model is needed (the browser runs its TF.js export)")
+    photos = _photos(face_images)
+    page = launch_browser(None)
+    _, frame = _open(page, app_server[0])
+    settings = frame.evaluate("() => window.facemaskSettings")
+    detector = FaceDetector(
+        dataclasses.replace(WEBCAM, min_score=settings["minScore"], min_face=settings["minFace"])
+    )
+    pipeline = Pipeline(detector, MaskClassifier(SHIPPED_MODEL))
+    local = len(face_images)
+    ious, same, python_faces, matched, used = [], [], 0, 0, []
+    for i, (name, rgb) in enumerate(photos):
+        expected = pipeline.process(rgb)
+        if not expected and i >= local:
+            continue  # a scene where the webcam preset finds nobody: not a comparison
+        used.append(name)
+        found = frame.evaluate(
+            "args => window.facemaskAnalyze(args)",
+            {
+                "width": rgb.shape[1],
+                "height": rgb.shape[0],
+                "rgb": base64.b64encode(rgb.tobytes()).decode(),
+            },
+        )
+        python_faces += len(expected)
+        if expected and found:
+            overlaps = box_iou([d.box for d in expected], [f["box"] for f in found])
+            for j, det in enumerate(expected):
+                k = int(np.argmax(overlaps[j]))
+                if overlaps[j, k] >= 0.5:
+                    matched += 1
+                    ious.append(float(overlaps[j, k]))
+                    same.append(det.label == found[k]["label"])
+        if len(used) - local >= 2 * PORTRAITS_PER_CLASS + SCENE_PHOTOS:
+            break
+    result = {
+        "photos": len(used),
+        "python_faces": python_faces,
+        "matched_at_iou_0.5": matched,
+        "same_label": round(100 * float(np.mean(same)), 2),
+        "median_iou": round(float(np.median(ious)), 4),
+        "settings": settings,
+    }
+    print(f"browser vs python: {result}")
+    (REPO / "test-output").mkdir(exist_ok=True)
+    (REPO / "test-output" / "browser-agreement.json").write_text(json.dumps(result) + "\n")
+    assert len(used) >= MIN_PHOTOS
+    assert matched >= 0.95 * python_faces, result
+    assert result["same_label"] >= 98.0, result
+    assert result["median_iou"] >= 0.7, result
+
+
+def test_frontend_sources_pin_their_packages() -> None:
+    """Everything the build bundles or copies is pinned to one exact version in package.json."""
+    package = json.loads((REPO / "package.json").read_text())
+    pinned = {**package["dependencies"], **package.get("devDependencies", {})}
+    for name in (
+        "@mediapipe/tasks-vision",
+        "@tensorflow/tfjs-core",
+        "@tensorflow/tfjs-converter",
+        "@tensorflow/tfjs-backend-wasm",
+        "esbuild",
+    ):
+        assert name in pinned and pinned[name][0].isdigit(), (name, pinned.get(name))
+    # 0.10.21: later releases (1.1.0) post usage logs to a Google endpoint while they run.
+    assert pinned["@mediapipe/tasks-vision"] == "0.10.21"
+    lock = json.loads((REPO / "package-lock.json").read_text())["packages"]
+    for name, version in pinned.items():
+        assert lock[f"node_modules/{name}"]["version"] == version, name
