@@ -69,12 +69,15 @@ function linearTaps(srcSize, dstSize) {
 /**
  * Crops for `boxes` in an RGBA frame ({data, width, height}, e.g. ImageData): one Float32Array
  * of N x size x size x 3 raw RGB values (0-255, rounded to whole pixels like a uint8 crop).
+ * `frame` may be a part of the picture whose top-left corner is at `origin` (boxes stay in the
+ * picture's pixels); it must hold every crop square's part inside the picture.
  */
-export function cropFaces(frame, boxes, size, margin) {
+export function cropFaces(frame, boxes, size, margin, origin = [0, 0]) {
   const { data, width, height } = frame;
   const out = new Float32Array(boxes.length * size * size * 3);
   boxes.forEach((box, n) => {
-    const [x1, y1, x2, y2] = squareBox(box, margin);
+    const square = squareBox(box, margin);
+    const [x1, y1, x2, y2] = square.map((v, i) => v - origin[i % 2]);
     const cx1 = Math.max(x1, 0);
     const cy1 = Math.max(y1, 0);
     const cx2 = Math.min(x2, width);

@@ -8,7 +8,7 @@ import "@tensorflow/tfjs-backend-webgl";
 import { loadGraphModel } from "@tensorflow/tfjs-converter";
 import * as tf from "@tensorflow/tfjs-core";
 
-import { cropFaces } from "./crop.js";
+import { cropFaces, squareBox } from "./crop.js";
 import { MESSAGES, cameraMessage } from "./messages.js";
 import { connect, setFrameHeight } from "./streamlit.js";
 import { FaceTracker, decide } from "./tracker.js";
@@ -29,7 +29,8 @@ let stream = null;
 let tracker = null;
 let running = false;
 let busy = false;
-const history = { stamps: [], detect: [], classify: [] };
+const history = { stamps: [], detect: [], classify: [], crop: [] };
+let cropMs = 0; // of the last classify(): reading pixels back and cutting the crops
 
 window.facemaskStats = emptyStats();
 
@@ -151,11 +152,25 @@ function findFaces(detector, source, width, height, timestamp) {
   return faces.sort((a, b) => b.score - a.score);
 }
 
+/** The frame's pixels, read back only over the faces' crop squares: [pixels, origin]. */
+function readFaces(faces, width, height) {
+  if (!faces.length) return [null, [0, 0]];
+  const squares = faces.map((f) => squareBox(f.box, args.margin));
+  const x0 = Math.max(0, Math.min(...squares.map((b) => b[0])));
+  const y0 = Math.max(0, Math.min(...squares.map((b) => b[1])));
+  const x1 = Math.min(width, Math.max(...squares.map((b) => b[2])));
+  const y1 = Math.min(height, Math.max(...squares.map((b) => b[3])));
+  const region = grabContext.getImageData(x0, y0, Math.max(1, x1 - x0), Math.max(1, y1 - y0));
+  return [region, [x0, y0]];
+}
+
 /** Class probabilities for each face (one batch through the classifier). */
-async function classify(classifier, frame, faces) {
+async function classify(classifier, [frame, origin], faces, start = performance.now()) {
+  cropMs = 0;
   if (!faces.length) return [];
   const size = args.inputSize;
-  const pixels = cropFaces(frame, faces.map((f) => f.box), size, args.margin);
+  const pixels = cropFaces(frame, faces.map((f) => f.box), size, args.margin, origin);
+  cropMs = performance.now() - start;
   const input = tf.tensor4d(pixels, [faces.length, size, size, 3], "float32");
   const output = classifier.predict(input);
   const values = await output.data();
@@ -178,8 +193,7 @@ async function processFrame(m) {
   grabContext.drawImage(video, 0, 0, width, height);
   const faces = findFaces(m.detector, grab, width, height, t0);
   const t1 = performance.now();
-  const frame = faces.length ? grabContext.getImageData(0, 0, width, height) : null;
-  const probabilities = await classify(m.classifier, frame, faces);
+  const probabilities = await classify(m.classifier, readFaces(faces, width, height), faces, t1);
   const t2 = performance.now();
   if (!running) return;
   const detections = tracker.update(
@@ -189,6 +203,7 @@ async function processFrame(m) {
   push(history.stamps, t2);
   push(history.detect, t1 - t0);
   push(history.classify, t2 - t1);
+  push(history.crop, cropMs);
   const span = (history.stamps.at(-1) - history.stamps[0]) / 1000;
   const stats = window.facemaskStats;
   Object.assign(stats, {
@@ -197,6 +212,7 @@ async function processFrame(m) {
     backend: m.backend,
     detectMs: median(history.detect),
     classifyMs: median(history.classify),
+    cropMs: median(history.crop), // part of classifyMs
     faces: detections.map((d) => ({
       box: d.box, label: d.label, confidence: d.confidence, trackId: d.trackId,
     })),
@@ -293,7 +309,7 @@ async function start() {
   }
   if (!running) return;
   tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
-  history.stamps.length = history.detect.length = history.classify.length = 0;
+  for (const list of Object.values(history)) list.length = 0;
   Object.assign(window.facemaskStats, emptyStats(), { backend: m.backend, running: true });
   loop(m);
 }
@@ -327,7 +343,7 @@ window.facemaskAnalyze = async ({ width, height, rgb }) => {
     frame.data[j + 3] = 255;
   }
   const faces = findFaces(await m.stillDetector(), frame, width, height);
-  const probabilities = await classify(m.classifier, frame, faces);
+  const probabilities = await classify(m.classifier, [frame, [0, 0]], faces);
   return faces.map((f, i) => {
     const index = decide(probabilities[i], args.labels, args.thresholds);
     return {
