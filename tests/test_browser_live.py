@@ -192,7 +192,7 @@ def test_browser_and_python_pipelines_agree_on_photos(
     )
     pipeline = Pipeline(detector, MaskClassifier(SHIPPED_MODEL))
     local = len(face_images)
-    ious, same, python_faces, matched, used = [], [], 0, 0, []
+    ious, same, differ, python_faces, matched, used = [], [], [], 0, 0, []
     for i, (name, rgb) in enumerate(photos):
         expected = pipeline.process(rgb)
         if not expected and i >= local:
@@ -215,6 +215,8 @@ def test_browser_and_python_pipelines_agree_on_photos(
                     matched += 1
                     ious.append(float(overlaps[j, k]))
                     same.append(det.label == found[k]["label"])
+                    if not same[-1]:
+                        differ.append((name, det.probabilities, found[k]["probabilities"]))
         if len(used) - local >= 2 * PORTRAITS_PER_CLASS + SCENE_PHOTOS:
             break
     result = {
@@ -224,6 +226,7 @@ def test_browser_and_python_pipelines_agree_on_photos(
         "same_label": round(100 * float(np.mean(same)), 2),
         "median_iou": round(float(np.median(ious)), 4),
         "settings": settings,
+        "labels_differ": differ,
     }
     print(f"browser vs python: {result}")
     (REPO / "test-output").mkdir(exist_ok=True)

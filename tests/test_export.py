@@ -18,6 +18,8 @@ import pytest
 
 from facemask.classify import MaskClassifier, read_card
 from facemask.export import (
+    BROWSER_MAX_BYTES,
+    BROWSER_MIN_AGREEMENT,
     INT8_MAX_TIME_RATIO,
     INT8_MIN_AGREEMENT,
     RUN_TFJS_SCRIPT,
@@ -117,13 +119,14 @@ def exported(tiny_model_dir: Path, mini_dataset: Path, tmp_path_factory: pytest.
 
 def test_export_all_writes_every_variant_and_nothing_else(exported) -> None:
     model_dir, _, exports, scratch, before = exported
-    assert set(exports) == {"tflite", "tflite_int8", "tfjs", "tfjs_float16"}
+    tfjs_dirs = {"tfjs", "tfjs_float16"} | ({"tfjs_mixed"} if tfjs_unavailable() is None else set())
+    assert set(exports) == {"tflite", "tflite_int8"} | tfjs_dirs
     assert {"card.json", "model.keras", "model.tflite", "model_int8.tflite"} <= before
-    tfjs_files = set(exports["tfjs"]["files"]) | set(exports["tfjs_float16"]["files"])
+    tfjs_files = {name for key in tfjs_dirs for name in exports[key]["files"]}
     assert {"tfjs/model.json", "tfjs_float16/model.json"} <= tfjs_files
     after = {p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()}
     assert after == before | tfjs_files
-    assert {p.name for p in model_dir.iterdir() if p.is_dir()} == {"tfjs", "tfjs_float16"}
+    assert {p.name for p in model_dir.iterdir() if p.is_dir()} == tfjs_dirs
     # Temp work (SavedModel, staging, crop files) is gone; TF's own autograph files go at exit.
     leftovers = [p.name for p in scratch.iterdir() if not p.name.startswith("__autograph")]
     assert leftovers == []
@@ -174,6 +177,25 @@ def test_float16_tfjs_is_measured_in_real_tfjs_and_stays_close(exported) -> None
     _, crops, exports, *_ = exported
     assert_measured(exports["tfjs_float16"], min(len(crops), TFJS_VERIFY_MAX))
     assert exports["tfjs_float16"]["max_abs_diff"] < 0.02
+
+
+def test_browser_export_fits_the_download_budget_and_is_measured_on_every_crop(exported) -> None:
+    require_tfjs()
+    model_dir, crops, exports, *_ = exported
+    mixed = exports["tfjs_mixed"]
+    assert_measured(mixed, len(crops))
+    assert "wasm backend" in mixed["runtime"]
+    assert mixed["bytes"] <= BROWSER_MAX_BYTES < exports["tfjs_float16"]["bytes"]
+    assert mixed["float16_weights"]  # the small tensors at least stay float16
+    spec = json.loads((model_dir / "tfjs_mixed" / "model.json").read_text())
+    dtypes = {
+        w["quantization"]["dtype"] for g in spec["weightsManifest"] for w in g["weights"]
+        if "quantization" in w
+    }  # fmt: skip
+    assert dtypes == {"uint8", "float16"}
+    serving = read_card(model_dir)["serving_browser"]
+    good = mixed["agreement"] >= BROWSER_MIN_AGREEMENT
+    assert serving["dir"] == ("tfjs_mixed" if good else "tfjs_float16"), serving
 
 
 def assert_measured(check: dict, n: int) -> None:
@@ -311,7 +333,7 @@ def test_node_script_runs_a_known_model(random_model, random_tfjs, crops64, tmp_
          "shape": list(few.shape), "batch": 4}
     )  # fmt: skip
     assert code == 0, out
-    assert out["backend"] == "cpu" and out["tfjs_version"] == "4.22.0"
+    assert out["backend"] == "wasm" and out["tfjs_version"] == "4.22.0"  # what browsers run
     assert out["inputs"][0]["shape"] == [-1, TINY_SIZE, TINY_SIZE, 3]
     probs = np.asarray(out["probabilities"], dtype=np.float32)
     np.testing.assert_allclose(probs, keras_probabilities(random_model, few), atol=1e-4)
