@@ -41,6 +41,7 @@ st.caption(
     "none. Frames are processed on the server; when it is busy it skips frames rather than "
     "fall behind."
 )
+st.page_link("app_pages/browser.py", label="Or run it in your browser: your CPU, not the server's")
 
 model_name = ui.require_model()
 chosen = ui.settings()

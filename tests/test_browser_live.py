@@ -31,12 +31,19 @@ from test_browser_e2e import (  # noqa: F401 (fixtures)
 )
 
 import browser_live
+from facemask import browser
 from facemask.classify import MaskClassifier
 from facemask.detect import WEBCAM, FaceDetector, box_iou
+from facemask.errors import ModelError
 from facemask.images import load_image
-from facemask.pipeline import Pipeline
-
-pytestmark = pytest.mark.browser
+from facemask.pipeline import (
+    CROP_MARGIN,
+    LABEL_COLORS_RGB,
+    Detection,
+    FaceTracker,
+    Pipeline,
+    crop_faces,
+)
 
 IFRAME = 'iframe[title="browser_live.browser_live"]'
 SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
@@ -48,7 +55,7 @@ SCENE_PHOTOS = 14
 PORTRAITS_PER_CLASS = 6
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def built_frontend() -> None:
     """The component's static build (`make browser`); built here when node_modules has it."""
     if browser_live.is_built():
@@ -82,11 +89,34 @@ def _open(page, base: str):
     return component, frame
 
 
+def _record_first_load(requests: list) -> None:
+    """Bytes of a first visit (empty cache) until the models are ready, by part; printed and
+    written to test-output/browser-load.json for the README."""
+    parts: dict[str, int] = {}
+    for request in requests:
+        path = urlsplit(request.url).path
+        part = (
+            "classifier" if "browser_live.model_" in path
+            else "detector wasm + model" if "/mediapipe/" in path or path.endswith(".tflite")
+            else "TF.js wasm" if "/tfjs/" in path
+            else "component page + bundle" if "browser_live.browser_live" in path
+            else "Streamlit app"
+        )  # fmt: skip
+        parts[part] = parts.get(part, 0) + request.sizes()["responseBodySize"]
+    parts["total"] = sum(parts.values())
+    print(f"first load bytes: {parts}")
+    (REPO / "test-output").mkdir(exist_ok=True)
+    (REPO / "test-output" / "browser-load.json").write_text(json.dumps(parts) + "\n")
+    assert parts["classifier"] > 0 and parts["detector wasm + model"] > 0
+
+
 def _stats(frame) -> dict:
     return frame.evaluate("() => JSON.parse(JSON.stringify(window.facemaskStats))")
 
 
+@pytest.mark.browser
 def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
+    built_frontend,
     app_server,  # noqa: F811
     launch_browser,  # noqa: F811
     camera_clip,  # noqa: F811
@@ -101,7 +131,9 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
         if urlsplit(url)[:2] != origin and not url.startswith(("data:", "blob:")):
             outside.append(url)
 
+    finished = []
     page.context.on("request", lambda request: check(request.url))
+    page.context.on("requestfinished", finished.append)
     page.on("websocket", lambda socket: check(socket.url.replace("ws", "http", 1)))
     page.on(
         "console",
@@ -110,6 +142,7 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
     component, frame = _open(page, base)
     _no_exceptions(page, "Live in your browser")
     assert component.get_by_role("button", name="Stop").is_hidden()
+    _record_first_load(finished)
 
     # Start: both people are found and labelled, frame after frame, with FPS and timings.
     component.get_by_role("button", name="Start").click()
@@ -148,7 +181,8 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
     assert not csp, f"the page tried something its Content-Security-Policy blocked: {csp}"
 
 
-def test_a_refused_camera_gets_one_sentence(app_server, launch_browser):  # noqa: F811
+@pytest.mark.browser
+def test_a_refused_camera_gets_one_sentence(built_frontend, app_server, launch_browser):  # noqa: F811
     page = launch_browser(None)
     component, frame = _open(page, app_server[0])
     component.get_by_role("button", name="Start").click()
@@ -176,7 +210,9 @@ def _photos(face_images: list[Path]) -> list[tuple[str, np.ndarray]]:
     return photos
 
 
+@pytest.mark.browser
 def test_browser_and_python_pipelines_agree_on_photos(
+    built_frontend,
     app_server,  # noqa: F811
     launch_browser,  # noqa: F811
     face_images,
@@ -254,3 +290,138 @@ def test_frontend_sources_pin_their_packages() -> None:
     lock = json.loads((REPO / "package-lock.json").read_text())["packages"]
     for name, version in pinned.items():
         assert lock[f"node_modules/{name}"]["version"] == version, name
+
+
+# -- what the page is given (facemask.browser) -------------------------------------------------
+def _model_with_card(tmp_path: Path, **card) -> Path:
+    model = tmp_path / "m"
+    model.mkdir()
+    base = {"name": "m", "labels": ["with_mask", "without_mask"], "input_size": 128}
+    (model / "card.json").write_text(json.dumps({**base, **card}))
+    return model
+
+
+def _tfjs(folder: Path, size: int) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "model.json").write_text("{}")
+    (folder / "group1-shard1of1.bin").write_bytes(b"\0" * size)
+    return folder
+
+
+def test_browser_export_prefers_the_cards_choice_then_the_smallest(tmp_path) -> None:
+    exports = {
+        "tfjs": {"dir": "tfjs", "format": "tfjs_graph_model", "bytes": 900},
+        "tfjs_float16": {"dir": "tfjs_float16", "format": "tfjs_graph_model", "bytes": 500},
+        "tflite": {"file": "model.tflite"},
+    }
+    model = _model_with_card(tmp_path, exports=exports)
+    _tfjs(model / "tfjs", 900)
+    assert browser.browser_export(model) == (model / "tfjs").resolve()  # the only one present
+    _tfjs(model / "tfjs_float16", 500)
+    assert browser.browser_export(model).name == "tfjs_float16"  # the smallest
+    card = json.loads((model / "card.json").read_text())
+    (model / "card.json").write_text(json.dumps({**card, "serving_browser": {"dir": "tfjs"}}))
+    assert browser.browser_export(model).name == "tfjs"  # the card's choice
+    assert browser.export_bytes(model / "tfjs") == 902
+
+
+@pytest.mark.parametrize("bad", ["..", "../other", "/etc", "tfjs/../../x", ""])
+def test_browser_export_never_leaves_the_model_folder(tmp_path, bad) -> None:
+    _tfjs(tmp_path / "other", 10)
+    model = _model_with_card(tmp_path, serving_browser={"dir": bad})
+    with pytest.raises(ModelError, match="has no TF.js export"):
+        browser.browser_export(model)
+
+
+def test_component_args_come_from_the_card_the_pipeline_and_the_sidebar(tmp_path) -> None:
+    card = json.loads(
+        (_model_with_card(tmp_path, thresholds={"with_mask": 0.7}) / "card.json").read_text()
+    )
+    args = browser.component_args(card, min_score=0.55, min_face=30)
+    assert args["labels"] == ["with_mask", "without_mask"] and args["inputSize"] == 128
+    assert args["thresholds"] == {"with_mask": 0.7}
+    assert args["colors"]["with_mask"] == list(LABEL_COLORS_RGB["with_mask"])
+    assert args["labelText"] == {"with_mask": "Mask", "without_mask": "No mask"}
+    assert args["tracker"] == {"alpha": 0.4, "hysteresis": 0.15, "min_iou": 0.3, "max_missed": 5}
+    assert (args["minScore"], args["minFace"], args["margin"]) == (0.55, 30, CROP_MARGIN)
+    json.dumps(args)  # all of it reaches the page as JSON
+
+
+# -- the page's JavaScript against the Python it ports (node runs the page's own modules) ----
+def _node(script: str, payload: dict) -> object:
+    if subprocess.run(["node", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("node is not installed")
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script, json.dumps(payload)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_js_crops_match_crop_faces(face_images, tmp_path) -> None:
+    rgb = load_image(face_images[0])
+    height, width = rgb.shape[:2]
+    boxes = [
+        (150, 60, 290, 200),  # inside: shrunk with INTER_AREA
+        (-30, -20, 60, 90),  # past the top-left corner: border replicated
+        (width - 50, height - 40, width + 10, height + 5),  # past the bottom-right corner
+        (200, 200, 240, 236),  # smaller than the crop: enlarged with INTER_LINEAR
+    ]
+    expected = crop_faces(rgb, boxes, 128)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    (tmp_path / "frame.rgba").write_bytes(rgba.tobytes())
+    script = """
+import { readFileSync } from "node:fs";
+import { cropFaces } from "./browser_live/frontend/src/crop.js";
+const a = JSON.parse(process.argv[1]);
+const data = new Uint8Array(readFileSync(a.file));
+const out = cropFaces({ data, width: a.width, height: a.height }, a.boxes, 128, a.margin);
+process.stdout.write(JSON.stringify(Array.from(out)));
+"""
+    got = _node(
+        script,
+        {
+            "file": str(tmp_path / "frame.rgba"),
+            "width": width,
+            "height": height,
+            "boxes": boxes,
+            "margin": CROP_MARGIN,
+        },
+    )
+    got = np.asarray(got, dtype=np.float32).reshape(expected.shape)
+    diff = np.abs(got - expected.astype(np.float32))
+    assert diff.max() <= 2 and diff.mean() < 0.3, (diff.max(), diff.mean())
+
+
+def test_js_tracker_matches_face_tracker() -> None:
+    labels = ("with_mask", "without_mask")
+    frames = [  # one face whose probabilities swing, a second that comes and goes
+        [((10, 10, 60, 60), 0.9, (0.9, 0.1)), ((100, 10, 150, 60), 0.8, (0.2, 0.8))],
+        [((12, 10, 62, 60), 0.9, (0.4, 0.6))],
+        [((13, 11, 63, 61), 0.9, (0.3, 0.7)), ((101, 10, 151, 60), 0.7, (0.6, 0.4))],
+        [((14, 11, 64, 61), 0.9, (0.1, 0.9))],
+        [((300, 300, 340, 340), 0.6, (0.5, 0.5))],
+    ]
+    tracker = FaceTracker()
+    expected = []
+    for faces in frames:
+        detections = [Detection(box, "", 0.0, score, probs) for box, score, probs in faces]
+        smoothed = tracker.update(detections, labels)
+        expected.append([[d.label, round(d.confidence, 5), d.track_id] for d in smoothed])
+    script = """
+import { FaceTracker } from "./browser_live/frontend/src/tracker.js";
+const a = JSON.parse(process.argv[1]);
+const tracker = new FaceTracker(a.params, a.labels, {});
+const out = a.frames.map((faces) =>
+  tracker.update(faces.map(([box, score, probabilities]) => ({ box, score, probabilities })))
+    .map((d) => [d.label, Math.round(d.confidence * 1e5) / 1e5, d.trackId]));
+process.stdout.write(JSON.stringify(out));
+"""
+    params = {"alpha": 0.4, "hysteresis": 0.15, "min_iou": 0.3, "max_missed": 5}
+    got = _node(script, {"params": params, "labels": labels, "frames": frames})
+    assert got == expected
+    assert [len(f) for f in got] == [2, 1, 2, 1, 1] and got[3][0][0] == "without_mask"
