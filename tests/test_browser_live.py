@@ -133,7 +133,7 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
 
     finished = []
     page.context.on("request", lambda request: check(request.url))
-    page.context.on("requestfinished", finished.append)
+    page.context.on("requestfinished", lambda request: finished.append(request))
     page.on("websocket", lambda socket: check(socket.url.replace("ws", "http", 1)))
     page.on(
         "console",
