@@ -26,30 +26,36 @@ export function squareBox([x1, y1, x2, y2], margin) {
   ];
 }
 
-/** OpenCV's INTER_AREA weights for one axis: for each output index, [[source index, weight]]. */
+/** OpenCV's INTER_AREA weights for one axis: {start, index, weight} (CSR-style: output d uses
+ * taps start[d] .. start[d + 1] - 1). */
 function areaTaps(srcSize, dstSize) {
   const scale = srcSize / dstSize;
-  const taps = [];
+  const index = [];
+  const weight = [];
+  const start = new Int32Array(dstSize + 1);
   for (let d = 0; d < dstSize; d++) {
+    start[d] = index.length;
     const f1 = d * scale;
     const f2 = f1 + scale;
     const cell = Math.min(scale, srcSize - f1);
-    let s2 = Math.min(Math.floor(f2), srcSize - 1);
+    const s2 = Math.min(Math.floor(f2), srcSize - 1);
     const s1 = Math.min(Math.ceil(f1), s2);
-    const row = [];
-    if (s1 - f1 > 1e-3) row.push([s1 - 1, (s1 - f1) / cell]);
-    for (let s = s1; s < s2; s++) row.push([s, 1 / cell]);
-    if (f2 - s2 > 1e-3) row.push([s2, Math.min(Math.min(f2 - s2, 1), cell) / cell]);
-    taps.push(row);
+    if (s1 - f1 > 1e-3) index.push(s1 - 1), weight.push((s1 - f1) / cell);
+    for (let s = s1; s < s2; s++) index.push(s), weight.push(1 / cell);
+    if (f2 - s2 > 1e-3) index.push(s2), weight.push(Math.min(Math.min(f2 - s2, 1), cell) / cell);
   }
-  return taps;
+  start[dstSize] = index.length;
+  return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
 }
 
 /** OpenCV's INTER_LINEAR weights for one axis (half-pixel centres, clamped at the ends). */
 function linearTaps(srcSize, dstSize) {
   const scale = srcSize / dstSize;
-  const taps = [];
+  const index = [];
+  const weight = [];
+  const start = new Int32Array(dstSize + 1);
   for (let d = 0; d < dstSize; d++) {
+    start[d] = index.length;
     let f = (d + 0.5) * scale - 0.5;
     let s = Math.floor(f);
     f -= s;
@@ -61,9 +67,11 @@ function linearTaps(srcSize, dstSize) {
       s = srcSize - 1;
       f = 0;
     }
-    taps.push(f > 0 ? [[s, 1 - f], [s + 1, f]] : [[s, 1]]);
+    index.push(s), weight.push(1 - f);
+    if (f > 0) index.push(s + 1), weight.push(f);
   }
-  return taps;
+  start[dstSize] = index.length;
+  return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
 }
 
 /**
@@ -76,8 +84,7 @@ export function cropFaces(frame, boxes, size, margin, origin = [0, 0]) {
   const { data, width, height } = frame;
   const out = new Float32Array(boxes.length * size * size * 3);
   boxes.forEach((box, n) => {
-    const square = squareBox(box, margin);
-    const [x1, y1, x2, y2] = square.map((v, i) => v - origin[i % 2]);
+    const [x1, y1, x2, y2] = squareBox(box, margin).map((v, i) => v - origin[i % 2]);
     const cx1 = Math.max(x1, 0);
     const cy1 = Math.max(y1, 0);
     const cx2 = Math.min(x2, width);
@@ -86,43 +93,43 @@ export function cropFaces(frame, boxes, size, margin, origin = [0, 0]) {
     const patchW = x2 - x1;
     const patchH = y2 - y1;
     const shrink = patchH > size;
-    const xTaps = shrink ? areaTaps(patchW, size) : linearTaps(patchW, size);
-    const yTaps = shrink ? areaTaps(patchH, size) : linearTaps(patchH, size);
+    const xt = shrink ? areaTaps(patchW, size) : linearTaps(patchW, size);
+    const yt = shrink ? areaTaps(patchH, size) : linearTaps(patchH, size);
     // Border replication = source coordinates clamped to the part of the box inside the frame.
-    const column = (i) => Math.min(Math.max(x1 + i, cx1), cx2 - 1);
-    const row = (j) => Math.min(Math.max(y1 + j, cy1), cy2 - 1);
-    const rows = new Map(); // patch row -> that row resampled horizontally (size x 3)
-    const horizontal = (j) => {
-      let line = rows.get(j);
-      if (line) return line;
-      line = new Float32Array(size * 3);
-      const base = row(j) * width;
-      for (let d = 0; d < size; d++) {
-        let r = 0;
-        let g = 0;
-        let b = 0;
-        for (const [i, w] of xTaps[d]) {
-          const p = (base + column(i)) * 4;
-          r += w * data[p];
-          g += w * data[p + 1];
-          b += w * data[p + 2];
-        }
-        line[d * 3] = r;
-        line[d * 3 + 1] = g;
-        line[d * 3 + 2] = b;
-      }
-      rows.set(j, line);
-      return line;
-    };
+    const column = xt.index.map((i) => Math.min(Math.max(x1 + i, cx1), cx2 - 1) * 4);
+    const rowOf = (j) => Math.min(Math.max(y1 + j, cy1), cy2 - 1);
+    const lines = new Float32Array(patchH * size * 3); // each patch row resampled horizontally
+    const done = new Uint8Array(patchH);
     const offset = n * size * size * 3;
     for (let dy = 0; dy < size; dy++) {
       const target = offset + dy * size * 3;
-      for (const [j, w] of yTaps[dy]) {
-        const line = horizontal(j);
-        for (let k = 0; k < size * 3; k++) out[target + k] += w * line[k];
+      for (let t = yt.start[dy]; t < yt.start[dy + 1]; t++) {
+        const j = yt.index[t];
+        const line = j * size * 3;
+        if (!done[j]) {
+          done[j] = 1;
+          const base = rowOf(j) * width * 4;
+          for (let d = 0; d < size; d++) {
+            let r = 0;
+            let g = 0;
+            let b = 0;
+            for (let k = xt.start[d]; k < xt.start[d + 1]; k++) {
+              const p = base + column[k];
+              const w = xt.weight[k];
+              r += w * data[p];
+              g += w * data[p + 1];
+              b += w * data[p + 2];
+            }
+            lines[line + d * 3] = r;
+            lines[line + d * 3 + 1] = g;
+            lines[line + d * 3 + 2] = b;
+          }
+        }
+        const w = yt.weight[t];
+        for (let k = 0; k < size * 3; k++) out[target + k] += w * lines[line + k];
       }
-      for (let k = 0; k < size * 3; k++) {
-        out[target + k] = Math.min(255, Math.max(0, Math.round(out[target + k])));
+      for (let k = target; k < target + size * 3; k++) {
+        out[k] = Math.min(255, Math.max(0, Math.round(out[k])));
       }
     }
   });
