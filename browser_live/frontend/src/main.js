@@ -28,7 +28,6 @@ let modelsKey = "";
 let stream = null;
 let tracker = null;
 let running = false;
-let busy = false;
 const history = { stamps: [], detect: [], classify: [], crop: [] };
 let cropMs = 0; // of the last classify(): reading pixels back and cutting the crops
 
@@ -180,7 +179,7 @@ async function classify(classifier, [frame, origin], faces, start = performance.
   return faces.map((_, i) => Array.from(values.slice(i * n, (i + 1) * n)));
 }
 
-async function processFrame(m) {
+async function processFrame(m, live) {
   const { video } = ui;
   const width = video.videoWidth;
   const height = video.videoHeight;
@@ -195,7 +194,7 @@ async function processFrame(m) {
   const t1 = performance.now();
   const probabilities = await classify(m.classifier, readFaces(faces, width, height), faces, t1);
   const t2 = performance.now();
-  if (!running) return;
+  if (!live()) return;
   const detections = tracker.update(
     faces.map((f, i) => ({ ...f, probabilities: probabilities[i] })),
   );
@@ -254,27 +253,45 @@ function draw(detections, width, height) {
   }
 }
 
+/**
+ * Process the newest camera frame, again and again: right after a frame is done when a newer
+ * one arrived meanwhile (no waiting for the next one), else as soon as the next one arrives.
+ * Frames that arrive while one is processed are skipped, never queued.
+ */
+let sessions = 0; // each Start begins a session; a loop from an earlier one ends
+
 async function loop(m) {
-  const tick = async () => {
-    if (!running) return;
-    if (!busy && ui.video.readyState >= 2) {
-      busy = true;
-      try {
-        await processFrame(m);
-      } catch (error) {
-        showMessage(`The in-browser pipeline stopped on an error (${error?.message || error}): press Stop, then Start.`);
-      } finally {
-        busy = false;
-      }
+  const { video } = ui;
+  const session = ++sessions;
+  const live = () => running && session === sessions;
+  let presented = 0; // camera frames shown so far
+  let wake = null;
+  const watch = (_, metadata) => {
+    presented = metadata.presentedFrames;
+    wake?.();
+    if (live()) video.requestVideoFrameCallback(watch);
+  };
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(watch);
+  const nextFrame = () =>
+    video.requestVideoFrameCallback
+      ? new Promise((resolve) => (wake = resolve))
+      : new Promise((resolve) => requestAnimationFrame(resolve));
+  let processed = -1;
+  while (live()) {
+    if (video.readyState < 2 || (video.requestVideoFrameCallback && presented === processed)) {
+      await nextFrame();
+      continue;
     }
-    schedule();
-  };
-  const schedule = () => {
-    if (!running) return;
-    if (ui.video.requestVideoFrameCallback) ui.video.requestVideoFrameCallback(tick);
-    else requestAnimationFrame(tick);
-  };
-  schedule();
+    processed = presented;
+    try {
+      await processFrame(m, live);
+    } catch (error) {
+      stop();
+      showMessage(
+        `The in-browser pipeline stopped on an error (${error?.message || error}): press Start to try again.`,
+      );
+    }
+  }
 }
 
 async function start() {
