@@ -191,6 +191,20 @@ def test_a_refused_camera_gets_one_sentence(built_frontend, app_server, launch_b
     assert _stats(frame)["frames"] == 0
 
 
+@pytest.mark.browser
+def test_a_classifier_that_fails_to_load_gets_one_sentence(
+    built_frontend,
+    app_server,  # noqa: F811
+    launch_browser,  # noqa: F811
+):
+    page = launch_browser(None)
+    page.context.route("**/browser_live.model_*/**", lambda route: route.abort())
+    page.goto(f"{app_server[0]}/browser", wait_until="domcontentloaded")
+    component = page.frame_locator(IFRAME)
+    component.get_by_text("The models could not be loaded").wait_for(timeout=180_000)
+    _no_exceptions(page, "Live in your browser")
+
+
 def _photos(face_images: list[Path]) -> list[tuple[str, np.ndarray]]:
     """Real photos with faces: tests/data/faces, dataset portraits, and scene photos."""
     paths = list(face_images)
@@ -425,3 +439,22 @@ process.stdout.write(JSON.stringify(out));
     got = _node(script, {"params": params, "labels": labels, "frames": frames})
     assert got == expected
     assert [len(f) for f in got] == [2, 1, 2, 1, 1] and got[3][0][0] == "without_mask"
+
+
+def test_js_camera_errors_get_their_sentence() -> None:
+    script = """
+import { MESSAGES, cameraMessage } from "./browser_live/frontend/src/messages.js";
+const names = ["NotAllowedError", "SecurityError", "NotFoundError", "OverconstrainedError",
+               "NotReadableError"];
+const out = names.map((name) => cameraMessage({ name }));
+out.push(MESSAGES.modelFailed("HTTP 404"), MESSAGES.insecure, MESSAGES.noWasm);
+process.stdout.write(JSON.stringify(out));
+"""
+    refused, security, missing, overconstrained, busy, failed, insecure, no_wasm = _node(script, {})
+    assert refused == security and refused.startswith("The browser blocked the camera")
+    assert missing == overconstrained == "No camera was found: connect one and press Start again."
+    assert busy.startswith("The camera is in use")
+    assert failed.startswith("The models could not be loaded (HTTP 404)")
+    assert "https or on localhost" in insecure and "WebAssembly" in no_wasm
+    for sentence in (refused, missing, busy, failed, insecure, no_wasm):
+        assert sentence.count(". ") == 0 and sentence.endswith(".")  # one sentence each
