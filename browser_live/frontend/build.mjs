@@ -1,7 +1,7 @@
 // Build the "Live in your browser" component into ./build (served by Streamlit as static files).
 //
 // Usage: node browser_live/frontend/build.mjs   (from the repository root; `make browser` runs it)
-// Bundles src/main.js with esbuild and copies what the page loads at run time, so that nothing
+// Bundles src/main.js (the page) and src/classifier.js (its TF.js worker) with esbuild and copies what the page loads at run time, so that nothing
 // comes from outside the app: the MediaPipe Tasks and TF.js WebAssembly files (from node_modules,
 // versions pinned in package-lock.json) and the package's own BlazeFace short-range model.
 
@@ -34,12 +34,12 @@ const DETECTOR = path.join(repo, "facemask", "assets", "face_detection_short_ran
 rmSync(staging, { recursive: true, force: true });
 mkdirSync(staging, { recursive: true });
 await build({
-  entryPoints: [path.join(here, "src", "main.js")],
+  entryPoints: [path.join(here, "src", "main.js"), path.join(here, "src", "classifier.js")],
   bundle: true,
   minify: true,
   format: "esm",
   target: "es2020",
-  outfile: path.join(staging, "main.js"),
+  outdir: staging,
   logLevel: "warning",
   legalComments: "linked",
 });

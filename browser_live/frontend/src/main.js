@@ -1,12 +1,9 @@
 // "Live in your browser": the webcam, the face detector and the mask classifier all run in this
-// page. MediaPipe Tasks runs the package's BlazeFace short-range model; TF.js runs the chosen
-// model's TF.js export. Every file comes from the app itself (see index.html's CSP).
+// page. MediaPipe Tasks runs the package's BlazeFace short-range model here; TF.js runs the
+// chosen model's TF.js export in a Web Worker (classifier.js), so classifying frame k overlaps
+// detecting frame k + 1. Every file comes from the app itself (see index.html's CSP).
 
 import { FaceDetector, FilesetResolver } from "@mediapipe/tasks-vision";
-import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
-import "@tensorflow/tfjs-backend-webgl";
-import { loadGraphModel } from "@tensorflow/tfjs-converter";
-import * as tf from "@tensorflow/tfjs-core";
 
 import { cropFaces, squareBox } from "./crop.js";
 import { MESSAGES, cameraMessage } from "./messages.js";
@@ -55,43 +52,31 @@ function push(list, value) {
   if (list.length > WINDOW) list.shift();
 }
 
-/** Use WebGL when the GPU is real and it beats WASM on a crop batch; else WASM (SIMD). */
-async function chooseBackend(classifier, size) {
-  const probe = tf.zeros([1, size, size, 3]);
-  const timings = {};
-  for (const name of hardwareWebGL() ? ["wasm", "webgl"] : ["wasm"]) {
-    if (!(await tf.setBackend(name))) continue;
-    const times = [];
-    for (let i = 0; i < 4; i++) {
-      const start = performance.now();
-      const out = classifier.predict(probe);
-      await out.data();
-      out.dispose();
-      if (i > 0) times.push(performance.now() - start); // the first run compiles
-    }
-    timings[name] = median(times);
-  }
-  probe.dispose();
-  const best = Object.keys(timings).sort((a, b) => timings[a] - timings[b])[0];
-  await tf.setBackend(best);
-  return best;
-}
-
-function hardwareWebGL() {
-  try {
-    const gl = document.createElement("canvas").getContext("webgl2");
-    if (!gl) return false;
-    const info = gl.getExtension("WEBGL_debug_renderer_info");
-    const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
-    return !/swiftshader|llvmpipe|software|basic render/i.test(renderer);
-  } catch {
-    return false;
-  }
+/** The classifier worker, behind promises: call(message, transfer) -> its answer. */
+function classifierWorker(url) {
+  const worker = new Worker(url, { type: "module" });
+  const pending = new Map();
+  let next = 0;
+  worker.onmessage = ({ data }) => {
+    const { resolve, reject } = pending.get(data.id);
+    pending.delete(data.id);
+    if (data.error) reject(new Error(data.error));
+    else resolve(data);
+  };
+  return {
+    call(message, transfer = []) {
+      const id = next++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ ...message, id }, transfer);
+      });
+    },
+    terminate: () => worker.terminate(),
+  };
 }
 
 async function loadModels(a) {
   const base = new URL(".", window.location.href);
-  setWasmPaths(new URL("tfjs/", base).href);
   const fileset = await FilesetResolver.forVisionTasks(new URL("mediapipe", base).href);
   const detectorOptions = (mode) => ({
     baseOptions: { modelAssetPath: new URL("models/face_detection_short_range.tflite", base).href, delegate: "CPU" },
@@ -106,9 +91,13 @@ async function loadModels(a) {
     imageDetector ??= FaceDetector.createFromOptions(fileset, detectorOptions("IMAGE"));
     return imageDetector;
   };
-  await tf.setBackend("wasm"); // weights load onto a backend; chooseBackend may move them
-  const classifier = await loadGraphModel(new URL(a.modelUrl, base).href);
-  const backend = await chooseBackend(classifier, a.inputSize);
+  const classifier = classifierWorker(new URL("classifier.js", base));
+  const { backend } = await classifier.call({
+    type: "load",
+    modelUrl: new URL(a.modelUrl, base).href,
+    wasmPath: new URL("tfjs/", base).href,
+    inputSize: a.inputSize,
+  });
   return { detector, stillDetector, classifier, backend, minScore: a.minScore };
 }
 
@@ -119,7 +108,7 @@ function ensureModels(a) {
     modelsKey = key;
     const previous = models;
     models = loadModels(a);
-    previous?.then((m) => m.classifier.dispose()).catch(() => {});
+    previous?.then((m) => m.classifier.terminate()).catch(() => {});
     models.catch((error) => showMessage(MESSAGES.modelFailed(error?.message || String(error))));
   }
   return models.then(async (m) => {
@@ -163,27 +152,32 @@ function readFaces(faces, width, height) {
   return [region, [x0, y0]];
 }
 
-/** Class probabilities for each face (one batch through the classifier). */
-async function classify(classifier, [frame, origin], faces, start = performance.now()) {
-  cropMs = 0;
-  if (!faces.length) return [];
-  const size = args.inputSize;
-  const pixels = cropFaces(frame, faces.map((f) => f.box), size, args.margin, origin);
+/** Cut the faces' crops (raw RGB) for the classifier: Float32Array or null. */
+function crops([frame, origin], faces, start) {
+  if (!faces.length) return null;
+  const pixels = cropFaces(frame, faces.map((f) => f.box), args.inputSize, args.margin, origin);
   cropMs = performance.now() - start;
-  const input = tf.tensor4d(pixels, [faces.length, size, size, 3], "float32");
-  const output = classifier.predict(input);
-  const values = await output.data();
-  input.dispose();
-  output.dispose();
-  const n = args.labels.length;
-  return faces.map((_, i) => Array.from(values.slice(i * n, (i + 1) * n)));
+  return pixels;
 }
 
-async function processFrame(m, live) {
+/** Class probabilities for each face (one batch in the worker): {probabilities: [[p]], ms}. */
+async function classify(classifier, pixels, count) {
+  if (!count) return { probabilities: [], ms: 0 };
+  const { probabilities, ms } = await classifier.call(
+    { type: "classify", pixels, count },
+    [pixels.buffer],
+  );
+  const n = args.labels.length;
+  const rows = Array.from({ length: count }, (_, i) => Array.from(probabilities.slice(i * n, (i + 1) * n)));
+  return { probabilities: rows, ms };
+}
+
+/** Detect the faces of the current camera frame and cut their crops (this thread). */
+function detectFrame(m) {
   const { video } = ui;
   const width = video.videoWidth;
   const height = video.videoHeight;
-  if (!width || !height) return;
+  if (!width || !height) return null;
   if (grab.width !== width || grab.height !== height) {
     grab.width = width;
     grab.height = height;
@@ -192,17 +186,20 @@ async function processFrame(m, live) {
   grabContext.drawImage(video, 0, 0, width, height);
   const faces = findFaces(m.detector, grab, width, height, t0);
   const t1 = performance.now();
-  const probabilities = await classify(m.classifier, readFaces(faces, width, height), faces, t1);
-  const t2 = performance.now();
-  if (!live()) return;
+  const pixels = crops(readFaces(faces, width, height), faces, t1);
+  return { faces, pixels, width, height, detectMs: t1 - t0, cropMs: faces.length ? cropMs : 0 };
+}
+
+/** A frame's classification is back: smooth, draw, and update the stats. */
+function finishFrame(m, frame, { probabilities, ms }) {
   const detections = tracker.update(
-    faces.map((f, i) => ({ ...f, probabilities: probabilities[i] })),
+    frame.faces.map((f, i) => ({ ...f, probabilities: probabilities[i] })),
   );
-  draw(detections, width, height);
-  push(history.stamps, t2);
-  push(history.detect, t1 - t0);
-  push(history.classify, t2 - t1);
-  push(history.crop, cropMs);
+  draw(detections, frame.width, frame.height);
+  push(history.stamps, performance.now());
+  push(history.detect, frame.detectMs);
+  push(history.classify, frame.cropMs + ms);
+  push(history.crop, frame.cropMs);
   const span = (history.stamps.at(-1) - history.stamps[0]) / 1000;
   const stats = window.facemaskStats;
   Object.assign(stats, {
@@ -277,6 +274,7 @@ async function loop(m) {
       ? new Promise((resolve) => (wake = resolve))
       : new Promise((resolve) => requestAnimationFrame(resolve));
   let processed = -1;
+  let previous = null; // the frame being classified in the worker, and its answer to come
   while (live()) {
     if (video.readyState < 2 || (video.requestVideoFrameCallback && presented === processed)) {
       await nextFrame();
@@ -284,7 +282,14 @@ async function loop(m) {
     }
     processed = presented;
     try {
-      await processFrame(m, live);
+      const frame = detectFrame(m); // overlaps the worker classifying the previous frame
+      const job = frame && classify(m.classifier, frame.pixels, frame.faces.length);
+      if (previous) {
+        const answer = await previous.job;
+        if (!live()) break;
+        finishFrame(m, previous.frame, answer);
+      }
+      previous = frame && { frame, job };
     } catch (error) {
       stop();
       showMessage(
@@ -360,7 +365,8 @@ window.facemaskAnalyze = async ({ width, height, rgb }) => {
     frame.data[j + 3] = 255;
   }
   const faces = findFaces(await m.stillDetector(), frame, width, height);
-  const probabilities = await classify(m.classifier, [frame, [0, 0]], faces);
+  const pixels = crops([frame, [0, 0]], faces, performance.now());
+  const { probabilities } = await classify(m.classifier, pixels, faces.length);
   return faces.map((f, i) => {
     const index = decide(probabilities[i], args.labels, args.thresholds);
     return {
