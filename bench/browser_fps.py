@@ -123,6 +123,7 @@ def browser_run(context, base: str, server_pid: int, seconds: float) -> dict:
 
 def server_run(context, base: str, status: Path, server_pid: int, seconds: float) -> dict:
     """Frames per second the server-side Live page processed, and the server's CPU."""
+    status.unlink(missing_ok=True)  # each session's processor counts from 0
     page = context.new_page()
     page.goto(base)
     page.frame_locator(WEBRTC_IFRAME).get_by_role("button", name="Start").click(timeout=120_000)

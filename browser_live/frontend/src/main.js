@@ -71,7 +71,14 @@ function classifierWorker(url) {
         worker.postMessage({ ...message, id }, transfer);
       });
     },
-    terminate: () => worker.terminate(),
+    /** Stop the worker; calls still waiting fail with an error marked `replaced`. */
+    terminate() {
+      worker.terminate();
+      for (const { reject } of pending.values()) {
+        reject(Object.assign(new Error("the model was replaced"), { replaced: true }));
+      }
+      pending.clear();
+    },
   };
 }
 
@@ -107,9 +114,16 @@ function ensureModels(a) {
   if (key !== modelsKey) {
     modelsKey = key;
     const previous = models;
-    models = loadModels(a);
-    previous?.then((m) => m.classifier.terminate()).catch(() => {});
-    models.catch((error) => showMessage(MESSAGES.modelFailed(error?.message || String(error))));
+    const loading = loadModels(a).catch((error) => {
+      throw Object.assign(error instanceof Error ? error : new Error(String(error)), { loading: true });
+    });
+    models = loading;
+    // The old models go once the new ones are ready (the live loop then switches to them).
+    previous?.then((old) => loading.finally(() => {
+      old.classifier.terminate();
+      old.detector.close();
+    })).catch(() => {});
+    loading.catch((error) => showMessage(MESSAGES.modelFailed(error.message)));
   }
   return models.then(async (m) => {
     if (m.minScore !== a.minScore) {
@@ -257,7 +271,8 @@ function draw(detections, width, height) {
  */
 let sessions = 0; // each Start begins a session; a loop from an earlier one ends
 
-async function loop(m) {
+async function loop(initial) {
+  let m = initial;
   const { video } = ui;
   const session = ++sessions;
   const live = () => running && session === sessions;
@@ -282,6 +297,14 @@ async function loop(m) {
     }
     processed = presented;
     try {
+      const current = await ensureModels(args); // the sidebar may have chosen another model
+      if (!live()) break;
+      if (current !== m) {
+        m = current;
+        previous = null;
+        tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
+        Object.assign(window.facemaskStats, { backend: m.backend });
+      }
       const frame = detectFrame(m); // overlaps the worker classifying the previous frame
       const job = frame && classify(m.classifier, frame.pixels, frame.faces.length);
       if (previous) {
@@ -291,10 +314,16 @@ async function loop(m) {
       }
       previous = frame && { frame, job };
     } catch (error) {
+      if (error?.replaced) {
+        previous = null; // a frame for the model just replaced: drop it
+        continue;
+      }
       stop();
-      showMessage(
-        `The in-browser pipeline stopped on an error (${error?.message || error}): press Start to try again.`,
-      );
+      if (!error?.loading) {
+        showMessage(
+          `The in-browser pipeline stopped on an error (${error?.message || error}): press Start to try again.`,
+        );
+      }
     }
   }
 }
