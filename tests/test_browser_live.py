@@ -19,17 +19,8 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 import pytest
+import test_browser_e2e as e2e
 from conftest import REPO, require_shared
-from test_browser_e2e import (  # noqa: F401 (fixtures)
-    _no_exceptions,
-    _screenshot,
-    _wait_for,
-    _wait_until_idle,
-    app_server,
-    camera_clip,
-    launch_browser,
-    people_picture,
-)
 
 import browser_live
 from facemask import browser
@@ -46,6 +37,10 @@ from facemask.pipeline import (
     crop_faces,
 )
 
+app_server = e2e.app_server  # the same fixtures: a real server, a real headless Chromium
+launch_browser = e2e.launch_browser
+people_picture = e2e.people_picture  # the two people in front of the fake camera
+camera_clip = e2e.camera_clip
 IFRAME = 'iframe[title="browser_live.browser_live"]'
 SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
 MAX_SIDE = 1280
@@ -73,13 +68,13 @@ def _open(page, base: str):
     page.get_by_role("heading", name="Live in your browser").wait_for(timeout=90_000)
     component = page.frame_locator(IFRAME)
     component.get_by_role("button", name="Start").wait_for(state="visible", timeout=90_000)
-    frame = _wait_for(
+    frame = e2e._wait_for(
         "the component's frame",
         lambda: next((f for f in page.frames if "browser_live.browser_live" in f.url), None),
         timeout=30,
     )
     status = component.locator("#status")
-    _wait_for(
+    e2e._wait_for(
         "the models to load in the page",
         lambda: "ready" in status.inner_text() or component.locator("#message").is_visible(),
         timeout=180,
@@ -123,9 +118,9 @@ def _stats(frame) -> dict:
 @pytest.mark.browser
 def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
     built_frontend,
-    app_server,  # noqa: F811
-    launch_browser,  # noqa: F811
-    camera_clip,  # noqa: F811
+    app_server,
+    launch_browser,
+    camera_clip,
 ):
     base = app_server[0]
     origin = urlsplit(base)[:2]
@@ -146,13 +141,13 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
         lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None,
     )
     component, frame = _open(page, base)
-    _no_exceptions(page, "Live in your browser")
+    e2e._no_exceptions(page, "Live in your browser")
     assert component.get_by_role("button", name="Stop").is_hidden()
     _record_first_load(finished)
 
     # Start: both people are found and labelled, frame after frame, with FPS and timings.
     component.get_by_role("button", name="Start").click()
-    stats = _wait_for(
+    stats = e2e._wait_for(
         "20 processed frames showing both faces",
         lambda: (lambda s: s if s["frames"] >= 20 and len(s["faces"]) == 2 else None)(
             _stats(frame)
@@ -172,8 +167,8 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
     assert "FPS" in component.locator("#status").inner_text()
     print(f"in-browser: {json.dumps({k: v for k, v in stats.items() if k != 'faces'})}")
     page.wait_for_timeout(500)
-    _wait_until_idle(page)
-    _screenshot(page, "browser")
+    e2e._wait_until_idle(page)
+    e2e._screenshot(page, "browser")
 
     # Stop: the camera stops, and so does the processing.
     component.get_by_role("button", name="Stop").click()
@@ -188,7 +183,7 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
 
 
 @pytest.mark.browser
-def test_a_refused_camera_gets_one_sentence(built_frontend, app_server, launch_browser):  # noqa: F811
+def test_a_refused_camera_gets_one_sentence(built_frontend, app_server, launch_browser):
     page = launch_browser(None)
     component, frame = _open(page, app_server[0])
     component.get_by_role("button", name="Start").click()
@@ -200,15 +195,15 @@ def test_a_refused_camera_gets_one_sentence(built_frontend, app_server, launch_b
 @pytest.mark.browser
 def test_a_classifier_that_fails_to_load_gets_one_sentence(
     built_frontend,
-    app_server,  # noqa: F811
-    launch_browser,  # noqa: F811
+    app_server,
+    launch_browser,
 ):
     page = launch_browser(None)
     page.context.route("**/browser_live.model_*/**", lambda route: route.abort())
     page.goto(f"{app_server[0]}/browser", wait_until="domcontentloaded")
     component = page.frame_locator(IFRAME)
     component.get_by_text("The models could not be loaded").wait_for(timeout=180_000)
-    _no_exceptions(page, "Live in your browser")
+    e2e._no_exceptions(page, "Live in your browser")
 
 
 def _photos(face_images: list[Path]) -> list[tuple[str, np.ndarray]]:
@@ -233,8 +228,8 @@ def _photos(face_images: list[Path]) -> list[tuple[str, np.ndarray]]:
 @pytest.mark.browser
 def test_browser_and_python_pipelines_agree_on_photos(
     built_frontend,
-    app_server,  # noqa: F811
-    launch_browser,  # noqa: F811
+    app_server,
+    launch_browser,
     face_images,
 ):
     if not (SHIPPED_MODEL / "card.json").is_file():
