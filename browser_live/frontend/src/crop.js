@@ -26,52 +26,46 @@ export function squareBox([x1, y1, x2, y2], margin) {
   ];
 }
 
-/** OpenCV's INTER_AREA weights for one axis: {start, index, weight} (CSR-style: output d uses
- * taps start[d] .. start[d + 1] - 1). */
-function areaTaps(srcSize, dstSize) {
+/** A resampling table for one axis, CSR-style: output d reads taps start[d] .. start[d + 1] - 1
+ * ({index: source pixel, weight}), from `taps(d, scale)` = [[source pixel, weight], ...]. */
+function tapTable(srcSize, dstSize, taps) {
   const scale = srcSize / dstSize;
   const index = [];
   const weight = [];
   const start = new Int32Array(dstSize + 1);
   for (let d = 0; d < dstSize; d++) {
     start[d] = index.length;
-    const f1 = d * scale;
-    const f2 = f1 + scale;
-    const cell = Math.min(scale, srcSize - f1);
-    const s2 = Math.min(Math.floor(f2), srcSize - 1);
-    const s1 = Math.min(Math.ceil(f1), s2);
-    if (s1 - f1 > 1e-3) index.push(s1 - 1), weight.push((s1 - f1) / cell);
-    for (let s = s1; s < s2; s++) index.push(s), weight.push(1 / cell);
-    if (f2 - s2 > 1e-3) index.push(s2), weight.push(Math.min(Math.min(f2 - s2, 1), cell) / cell);
+    for (const [i, w] of taps(d, scale)) index.push(i), weight.push(w);
   }
   start[dstSize] = index.length;
   return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
 }
 
+/** OpenCV's INTER_AREA weights for one axis. */
+function areaTaps(srcSize, dstSize) {
+  return tapTable(srcSize, dstSize, (d, scale) => {
+    const f1 = d * scale;
+    const f2 = f1 + scale;
+    const cell = Math.min(scale, srcSize - f1);
+    const s2 = Math.min(Math.floor(f2), srcSize - 1);
+    const s1 = Math.min(Math.ceil(f1), s2);
+    const taps = [];
+    if (s1 - f1 > 1e-3) taps.push([s1 - 1, (s1 - f1) / cell]);
+    for (let s = s1; s < s2; s++) taps.push([s, 1 / cell]);
+    if (f2 - s2 > 1e-3) taps.push([s2, Math.min(Math.min(f2 - s2, 1), cell) / cell]);
+    return taps;
+  });
+}
+
 /** OpenCV's INTER_LINEAR weights for one axis (half-pixel centres, clamped at the ends). */
 function linearTaps(srcSize, dstSize) {
-  const scale = srcSize / dstSize;
-  const index = [];
-  const weight = [];
-  const start = new Int32Array(dstSize + 1);
-  for (let d = 0; d < dstSize; d++) {
-    start[d] = index.length;
-    let f = (d + 0.5) * scale - 0.5;
-    let s = Math.floor(f);
-    f -= s;
-    if (s < 0) {
-      s = 0;
-      f = 0;
-    }
-    if (s >= srcSize - 1) {
-      s = srcSize - 1;
-      f = 0;
-    }
-    index.push(s), weight.push(1 - f);
-    if (f > 0) index.push(s + 1), weight.push(f);
-  }
-  start[dstSize] = index.length;
-  return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
+  return tapTable(srcSize, dstSize, (d, scale) => {
+    const f = (d + 0.5) * scale - 0.5;
+    const s = Math.floor(f);
+    if (s < 0) return [[0, 1]];
+    if (s >= srcSize - 1) return [[srcSize - 1, 1]];
+    return f > s ? [[s, 1 - (f - s)], [s + 1, f - s]] : [[s, 1]];
+  });
 }
 
 /**
