@@ -459,3 +459,34 @@ process.stdout.write(JSON.stringify(out));
     assert "https or on localhost" in insecure and "WebAssembly" in no_wasm
     for sentence in (refused, missing, busy, failed, insecure, no_wasm):
         assert sentence.count(". ") == 0 and sentence.endswith(".")  # one sentence each
+
+
+# -- the page itself, without a browser (AppTest) ---------------------------------------------
+def test_page_serves_the_chosen_models_browser_export_or_says_why_not(
+    built_frontend, monkeypatch, tmp_path
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    model = tmp_path / "models" / "mobilenetv2"
+    model.mkdir(parents=True)
+    for name in ("card.json", "model.tflite"):
+        (model / name).write_bytes((SHIPPED_MODEL / name).read_bytes())
+    monkeypatch.setenv("FACEMASK_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("FACEMASK_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.switch_page("app_pages/browser.py").run()
+    assert not at.exception and at.title[0].value == "Live in your browser"
+    [error] = at.error  # the card lists TF.js exports, but none is in the folder
+    assert "has no TF.js export, so it cannot run in the browser" in error.value
+
+    export = json.loads((SHIPPED_MODEL / "card.json").read_text())["serving_browser"]["dir"]
+    destination = model / export
+    destination.mkdir()
+    for path in (SHIPPED_MODEL / export).iterdir():
+        (destination / path.name).write_bytes(path.read_bytes())
+    at.run()
+    assert not at.exception and not at.error
+    captions = " ".join(c.value for c in at.main.caption)
+    assert "the video never leaves your device" in captions
+    assert f"MB TF.js download, `{export}/`" in captions
+    assert any("Server-side Live page" in str(link.proto) for link in at.main.get("page_link"))
