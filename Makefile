@@ -10,7 +10,7 @@ PORT   ?= 8501
 KERAS_MODELS := $(if $(KERAS_HOME),$(KERAS_HOME),$(HOME)/.keras)/models
 
 BROWSER_BUILD := browser_live/frontend/build/BUILT
-BROWSER_SOURCES := browser_live/frontend/build.mjs browser_live/frontend/index.html \
+BROWSER_SOURCES := browser_live/frontend/build.mjs browser_live/frontend/index.html browser_live/frontend/check.js \
 	browser_live/frontend/style.css $(wildcard browser_live/frontend/src/*.js) \
 	facemask/assets/face_detection_short_range.tflite
 

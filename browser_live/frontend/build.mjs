@@ -51,6 +51,7 @@ mkdirSync(path.join(staging, "models"), { recursive: true });
 copyFileSync(DETECTOR, path.join(staging, "models", "face_detection_short_range.tflite"));
 copyFileSync(path.join(here, "index.html"), path.join(staging, "index.html"));
 copyFileSync(path.join(here, "style.css"), path.join(staging, "style.css"));
+copyFileSync(path.join(here, "check.js"), path.join(staging, "check.js"));
 writeFileSync(path.join(staging, "BUILT"), `${new Date().toISOString()}\n`);
 rmSync(out, { recursive: true, force: true });
 renameSync(staging, out);

@@ -412,7 +412,7 @@ function onRender(newArgs) {
   window.facemaskSettings = { minScore, minFace, modelUrl, thresholds };
   if (first) {
     if (typeof WebAssembly !== "object") {
-      showMessage(MESSAGES.noWasm);
+      showMessage(MESSAGES.noWasm); // check.js said it already if this bundle could not load
       ui.start.disabled = true;
       return;
     }
