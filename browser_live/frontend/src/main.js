@@ -411,11 +411,7 @@ function onRender(newArgs) {
   const { minScore, minFace, modelUrl, thresholds } = args;
   window.facemaskSettings = { minScore, minFace, modelUrl, thresholds };
   if (first) {
-    if (typeof WebAssembly !== "object") {
-      showMessage(MESSAGES.noWasm); // check.js said it already if this bundle could not load
-      ui.start.disabled = true;
-      return;
-    }
+    if (typeof WebAssembly !== "object") return; // check.js has said why, and disabled Start
     if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) showMessage(MESSAGES.insecure);
     ui.status.textContent = "Loading the models…";
     ensureModels(args).then(

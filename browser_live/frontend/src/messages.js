@@ -1,9 +1,6 @@
-// One clear sentence for each way the page can fail to start.
+// One clear sentence for each way the page can fail to start (no WebAssembly: ../check.js).
 
 export const MESSAGES = {
-  noWasm:
-    "This browser cannot run WebAssembly, which the in-browser models need: use a current " +
-    "Chrome, Edge, Firefox or Safari, or the server-side Live page.",
   insecure:
     "Browsers only allow the camera on secure pages: open the app over https or on localhost " +
     "(this page was opened over plain http from another machine).",
