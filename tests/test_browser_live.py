@@ -412,7 +412,8 @@ process.stdout.write(JSON.stringify(Array.from(out)));
     assert diff.max() <= 2 and diff.mean() < 0.3, (diff.max(), diff.mean())
 
 
-def test_js_tracker_matches_face_tracker() -> None:
+@pytest.mark.parametrize("thresholds", [None, {"with_mask": 0.95}])
+def test_js_tracker_matches_face_tracker(thresholds) -> None:
     labels = ("with_mask", "without_mask")
     frames = [  # one face whose probabilities swing, a second that comes and goes
         [((10, 10, 60, 60), 0.9, (0.9, 0.1)), ((100, 10, 150, 60), 0.8, (0.2, 0.8))],
@@ -425,21 +426,28 @@ def test_js_tracker_matches_face_tracker() -> None:
     expected = []
     for faces in frames:
         detections = [Detection(box, "", 0.0, score, probs) for box, score, probs in faces]
-        smoothed = tracker.update(detections, labels)
+        smoothed = tracker.update(detections, labels, thresholds)
         expected.append([[d.label, round(d.confidence, 5), d.track_id] for d in smoothed])
     script = """
 import { FaceTracker } from "./browser_live/frontend/src/tracker.js";
 const a = JSON.parse(process.argv[1]);
-const tracker = new FaceTracker(a.params, a.labels, {});
+const tracker = new FaceTracker(a.params, a.labels, a.thresholds);
 const out = a.frames.map((faces) =>
   tracker.update(faces.map(([box, score, probabilities]) => ({ box, score, probabilities })))
     .map((d) => [d.label, Math.round(d.confidence * 1e5) / 1e5, d.trackId]));
 process.stdout.write(JSON.stringify(out));
 """
     params = {"alpha": 0.4, "hysteresis": 0.15, "min_iou": 0.3, "max_missed": 5}
-    got = _node(script, {"params": params, "labels": labels, "frames": frames})
+    got = _node(
+        script,
+        {"params": params, "labels": labels, "frames": frames, "thresholds": thresholds or {}},
+    )
     assert got == expected
     assert [len(f) for f in got] == [2, 1, 2, 1, 1] and got[3][0][0] == "without_mask"
+    if thresholds:  # with_mask needs p >= 0.95: the first face starts without a mask
+        assert got[0][0][0] == "without_mask"
+    else:
+        assert got[0][0][0] == "with_mask"
 
 
 def test_js_camera_errors_get_their_sentence() -> None:

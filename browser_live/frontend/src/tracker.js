@@ -2,14 +2,20 @@
 // (FaceTracker: match by box overlap, moving average of probabilities, label hysteresis).
 
 /**
- * The label index for probabilities: the most probable label, unless the card sets a threshold
- * for it ({label: T}) that it does not reach; then the most probable other label.
+ * The label index for probabilities under the card's thresholds ({label: T}), as
+ * facemask.classify.decide_indices: a label needs p >= its threshold (a label without one always
+ * passes); the most probable passing label wins; if none passes, the most probable one.
  */
 export function decide(probabilities, labels, thresholds = {}) {
-  const order = [...probabilities.keys()].sort((a, b) => probabilities[b] - probabilities[a]);
-  const best = order[0];
-  const minimum = thresholds[labels[best]];
-  if (minimum !== undefined && probabilities[best] < minimum && order.length > 1) return order[1];
+  let best = 0;
+  let bestScore = -Infinity;
+  probabilities.forEach((p, i) => {
+    const score = p + (p >= (thresholds[labels[i]] ?? 0) ? 2 : 0);
+    if (score > bestScore) {
+      best = i;
+      bestScore = score;
+    }
+  });
   return best;
 }
 
@@ -57,9 +63,11 @@ export class FaceTracker {
         track.probabilities = track.probabilities.map(
           (p, k) => this.alpha * probs[k] + (1 - this.alpha) * p,
         );
-        const leader = decide(track.probabilities, this.labels, this.thresholds);
-        const lead = track.probabilities[leader] - track.probabilities[track.label];
-        if (leader !== track.label && lead >= this.hysteresis) track.label = leader;
+        // The current label holds unless the rule still picks another with it raised by
+        // `hysteresis` (facemask.pipeline.FaceTracker).
+        const held = Float32Array.from(track.probabilities);
+        held[track.label] += this.hysteresis;
+        track.label = decide(held, this.labels, this.thresholds);
       }
       smoothed.push({
         box: det.box,
