@@ -2,7 +2,9 @@
 
 Pages call `settings()` for the sidebar's choices and `get_pipeline(...)` for a model that is
 loaded once per process and shared by every session and thread (the classifier and detector
-each serialise their own calls).
+each serialise their own calls). The sidebar's detector thresholds start at the defaults of the
+preset the current page uses (`WEBCAM` on live pages, `PHOTO` elsewhere), each preset keeping
+its own values. `live_slots()` is the process-wide admission control of server-side live.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +23,17 @@ from facemask.classify import MaskClassifier
 from facemask.compare import latency_per_face_ms, served_file_mb
 from facemask.detect import PHOTO, WEBCAM, DetectorSettings, FaceDetector
 from facemask.errors import FacemaskError
+from facemask.live import SessionSlots, max_sessions_from_env
 from facemask.pipeline import Pipeline
 from facemask.runs import DEFAULT_MODEL, MODELS_DIR, RUNS_DIR, ModelEntry, RunStore
 
 log = logging.getLogger("facemask.app")
 
 DETECTOR_PRESETS: dict[str, DetectorSettings] = {"webcam": WEBCAM, "photo": PHOTO}
+PRESET_CAPTIONS = {
+    "webcam": "Webcam preset (live pages): one fast pass over each frame.",
+    "photo": "Photo preset (uploads): the whole image plus tiles, for small faces.",
+}
 _SETTINGS_KEY = "facemask_settings"
 
 
@@ -36,6 +44,7 @@ class Settings:
     model_name: str | None  # None when no model is available at all
     min_score: float
     min_face: int
+    detector: str = "photo"  # the preset (DETECTOR_PRESETS key) the thresholds belong to
 
 
 # -- shared resources -----------------------------------------------------------------------
@@ -92,6 +101,61 @@ def _pipeline(model_dir: str, mtime: float, detector: DetectorSettings) -> Pipel
     return Pipeline(_detector(detector), _classifier(model_dir, mtime))
 
 
+@st.cache_resource(show_spinner=False)
+def _live_slots(capacity: int) -> SessionSlots:
+    return SessionSlots(capacity)
+
+
+def live_slots() -> SessionSlots:
+    """The process-wide live session slots (FACEMASK_LIVE_MAX_SESSIONS; raises FacemaskError)."""
+    return _live_slots(max_sessions_from_env())
+
+
+# -- Streamlit workarounds ------------------------------------------------------------------
+def skip_keras_clear_session() -> bool:
+    """Stop Streamlit from calling `keras.backend.clear_session()` after every script run.
+
+    Why: Streamlit 1.x's ScriptRunner calls `_clean_problem_modules()` after each run, and
+    that calls `keras.backend.clear_session()` whenever `keras` is in sys.modules, which it is
+    here as soon as a detector or classifier has loaded (mediapipe imports tensorflow, which
+    imports keras). clear_session ends in a full `gc.collect()` holding the GIL: under two live
+    sessions (each rerunning its chart fragment) that was 13% of the server's samples (py-spy,
+    bench/live_load.py --profile), stalling every video worker thread. The app builds no Keras
+    model in a script run (models are cached resources; training runs in a subprocess), so
+    there is no per-run Keras state to clear. The matplotlib half of the cleanup is kept.
+
+    Idempotent; returns whether the patch is in place.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    if getattr(script_runner._clean_problem_modules, "_facemask_patch", False):
+        return True
+    original = script_runner._clean_problem_modules
+
+    def clean_problem_modules_but_keras() -> None:
+        """Streamlit's cleanup without the Keras part: close matplotlib figures."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            try:
+                pyplot.close("all")
+            except Exception:  # as Streamlit does: cleanup must never break a run
+                log.debug("matplotlib cleanup failed", exc_info=True)
+
+    clean_problem_modules_but_keras._facemask_patch = True  # type: ignore[attr-defined]
+    clean_problem_modules_but_keras._facemask_original = original  # type: ignore[attr-defined]
+    script_runner._clean_problem_modules = clean_problem_modules_but_keras
+    return True
+
+
+def undo_skip_keras_clear_session() -> None:
+    """Put Streamlit's own cleanup back (tests)."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    original = getattr(script_runner._clean_problem_modules, "_facemask_original", None)
+    if original is not None:
+        script_runner._clean_problem_modules = original
+
+
 # -- errors ---------------------------------------------------------------------------------
 def show_error(exc: BaseException) -> None:
     """One sentence for the user, never a traceback.
@@ -139,8 +203,14 @@ def _model_card(entry: ModelEntry) -> None:
     st.sidebar.caption("Labels: " + ", ".join(card.get("labels", [])))
 
 
-def sidebar() -> Settings:
-    """Draw the shared sidebar (model, thresholds, model card) and store the Settings."""
+def sidebar(detector: str = "photo") -> Settings:
+    """Draw the shared sidebar (model, thresholds, model card) and store the Settings.
+
+    `detector` is the preset the current page runs ("webcam" on live pages, "photo" on the
+    others): the threshold sliders start at its defaults and keep a value per preset.
+    """
+    if detector not in DETECTOR_PRESETS:
+        raise ValueError(f"detector must be one of {sorted(DETECTOR_PRESETS)}, not {detector!r}.")
     store = get_store()
     try:
         entries = store.models()
@@ -166,35 +236,39 @@ def sidebar() -> Settings:
         chosen = by_name.get(name, entries[default])
         _model_card(chosen)
     st.sidebar.header("Detection")
+    preset = DETECTOR_PRESETS[detector]
+    st.sidebar.caption(PRESET_CAPTIONS[detector])
     min_score = st.sidebar.slider(
         "Minimum detector score",
         0.1,
         0.95,
-        value=float(PHOTO.min_score),
+        value=float(preset.min_score),
         step=0.05,
-        key="sidebar_min_score",
+        key=f"sidebar_min_score_{detector}",
         help="Faces the detector is less sure of than this are ignored.",
     )
     min_face = st.sidebar.slider(
         "Minimum face size (px)",
         0,
         120,
-        value=int(PHOTO.min_face),
+        value=int(preset.min_face),
         step=2,
-        key="sidebar_min_face",
+        key=f"sidebar_min_face_{detector}",
         help="Faces whose shorter side is smaller than this are ignored.",
     )
-    chosen_settings = Settings(chosen.name if chosen else None, float(min_score), int(min_face))
+    chosen_settings = Settings(
+        chosen.name if chosen else None, float(min_score), int(min_face), detector
+    )
     st.session_state[_SETTINGS_KEY] = chosen_settings
     return chosen_settings
 
 
 def settings() -> Settings:
-    """The sidebar's current Settings (defaults if the sidebar has not run in this session)."""
+    """The sidebar's current Settings (PHOTO defaults if the sidebar has not run yet)."""
     current = st.session_state.get(_SETTINGS_KEY)
     if isinstance(current, Settings):
         return current
-    return Settings(None, float(PHOTO.min_score), int(PHOTO.min_face))
+    return Settings(None, float(PHOTO.min_score), int(PHOTO.min_face), "photo")
 
 
 def require_model() -> str:

@@ -1,7 +1,9 @@
 """Live: the webcam through the mask detector, with a chart of faces over time.
 
 Frames go browser -> server -> browser over WebRTC (streamlit-webrtc); each is processed by this
-session's facemask.live.LiveProcessor, which holds the shared, cached Pipeline.
+session's facemask.live.LiveProcessor, which holds the shared, cached Pipeline. Beyond the
+server's capacity (ui.live_slots()) a session is told the server is busy and pointed to the
+in-browser page instead of slowing every stream down.
 """
 
 import streamlit as st
@@ -14,6 +16,14 @@ from facemask.pipeline import LABEL_TEXT
 WEBRTC_KEY = "live_webcam"
 PROCESSOR_KEY = "live_processor"
 CHART_REFRESH_S = 2.0
+BROWSER_PAGE = "browser"
+"""URL path of "Live in your browser", where the browser itself runs the detector and model."""
+CAMERA = {
+    "width": {"ideal": 640},
+    "height": {"ideal": 480},
+    "frameRate": {"ideal": 15, "max": 15},
+}
+"""Enough to see a mask; half the frames of a default 30 fps camera to decode and encode."""
 TRANSLATIONS = {
     "device_ask_permission": "Allow this site to use your camera when the browser asks.",
     "device_access_denied": (
@@ -26,6 +36,11 @@ TRANSLATIONS = {
         "https (browsers only allow cameras on secure pages)."
     ),
 }
+BUSY = (
+    "The server is busy: {n} webcam(s) are already streaming through it, the most it serves at "
+    "once; use [Live in your browser](./{page}), which runs the detector on your own device, "
+    "or try again in a minute."
+)
 CAMERA_HELP = (
     "Does Start end in *NotAllowedError: Permission denied*? The browser blocked the camera: "
     "allow it for this site (the camera icon in the address bar) and press Start again. "
@@ -47,14 +62,21 @@ model_name = ui.require_model()
 chosen = ui.settings()
 try:
     rtc_configuration = live.rtc_configuration()
+    slots = ui.live_slots()
     pipeline = ui.get_pipeline(model_name, "webcam", chosen.min_score, chosen.min_face)
     processor = st.session_state.get(PROCESSOR_KEY)
     if not isinstance(processor, live.LiveProcessor):
-        processor = live.LiveProcessor(pipeline, status_file=live.status_file_from_env())
+        processor = live.LiveProcessor(
+            pipeline, status_file=live.status_file_from_env(), slots=slots
+        )
         st.session_state[PROCESSOR_KEY] = processor
     processor.set_pipeline(pipeline)
 except Exception as exc:
     ui.show_error(exc)
+    st.stop()
+
+if slots.full(processor.session_id):
+    st.warning(BUSY.format(n=slots.capacity, page=BROWSER_PAGE))
     st.stop()
 
 video_column, chart_column = st.columns([3, 2], gap="medium")
@@ -63,7 +85,7 @@ with video_column:
         key=WEBRTC_KEY,
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_configuration,
-        media_stream_constraints={"video": True, "audio": False},
+        media_stream_constraints={"video": CAMERA, "audio": False},
         video_frame_callback=processor.process,
         async_processing=True,
         video_html_attrs={"autoPlay": True, "muted": True, "style": {"width": "100%"}},
@@ -71,6 +93,7 @@ with video_column:
     )
     st.caption(f"Model: **{model_name}** · detector score ≥ {chosen.min_score:.2f}")
     if not streamer.state.playing:
+        processor.release_slot()
         st.caption(CAMERA_HELP)
 
 
@@ -79,6 +102,8 @@ def faces_chart() -> None:
     stats = processor.stats()
     labels = processor.pipeline.labels
     records = processor.history()
+    if processor.refused and not slots.holds(processor.session_id):
+        st.warning(BUSY.format(n=slots.capacity, page=BROWSER_PAGE))
     if stats.last_error:
         st.error(stats.last_error)
     if not records:

@@ -8,11 +8,16 @@ keeps sending the last output frame meanwhile. So latency cannot grow there. The
 adds its own guard for any other caller: a frame that arrives while another is being processed
 is not queued; it is answered at once with the last annotated picture.
 
+Several browsers share one server: `SessionSlots` admits at most `max_sessions_from_env()`
+streaming sessions per process (a measured capacity, see the README); a session beyond it is
+refused before it starts and told to use the in-browser page.
+
 `rtc_configuration()` reads the ICE servers (STUN/TURN) from the environment.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -49,6 +54,13 @@ ICE_SERVERS_FILE_ENV = "FACEMASK_ICE_SERVERS_FILE"
 """Path of a JSON file holding that list (or {"iceServers": [...]}); for secrets kept on disk."""
 STATUS_FILE_ENV = "FACEMASK_TEST_STATUS_FILE"
 """When set, every session writes its frame counters there as JSON (the browser test reads it)."""
+MAX_SESSIONS_ENV = "FACEMASK_LIVE_MAX_SESSIONS"
+"""How many sessions may stream through the server at once (an integer >= 0)."""
+DEFAULT_MAX_SESSIONS = 4
+"""Measured on a 2-core machine (bench/live_load.py): 4 sessions each keep a usable frame rate;
+beyond that every session slows down, so a fifth is turned away instead."""
+SLOT_IDLE_S = 5.0
+"""A session that sent no frame for this long gives its slot up (a closed tab sends no Stop)."""
 
 _ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
@@ -79,6 +91,78 @@ class LiveStats(NamedTuple):
     last_error: str | None
 
 
+class SessionSlots:
+    """At most `capacity` live sessions stream at once; the others are refused, not slowed down.
+
+    A session holds its slot from `claim` until `release` or until it has been idle (no
+    `claim`) for `idle_s` seconds. Thread-safe: frames claim from worker threads, pages check
+    from script threads.
+    """
+
+    def __init__(self, capacity: int, idle_s: float = SLOT_IDLE_S) -> None:
+        self.capacity = capacity
+        self._idle_s = idle_s
+        self._lock = threading.Lock()
+        self._last_seen: dict[int, float] = {}  # session id -> monotonic time of its last claim
+
+    def _expire(self, now: float) -> None:
+        for owner, seen in list(self._last_seen.items()):
+            if now - seen > self._idle_s:
+                del self._last_seen[owner]
+
+    def claim(self, owner: int) -> bool:
+        """Take (or keep) a slot for `owner`; False when all slots are held by others."""
+        now = time.monotonic()
+        with self._lock:
+            self._expire(now)
+            if owner not in self._last_seen and len(self._last_seen) >= self.capacity:
+                return False
+            self._last_seen[owner] = now
+            return True
+
+    def release(self, owner: int) -> None:
+        with self._lock:
+            self._last_seen.pop(owner, None)
+
+    def holds(self, owner: int) -> bool:
+        with self._lock:
+            self._expire(time.monotonic())
+            return owner in self._last_seen
+
+    def full(self, owner: int | None = None) -> bool:
+        """Whether a new session (or `owner`, if it holds no slot) would be refused now."""
+        with self._lock:
+            self._expire(time.monotonic())
+            return owner not in self._last_seen and len(self._last_seen) >= self.capacity
+
+    def in_use(self) -> int:
+        with self._lock:
+            self._expire(time.monotonic())
+            return len(self._last_seen)
+
+
+def max_sessions_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """The live session capacity: FACEMASK_LIVE_MAX_SESSIONS, else DEFAULT_MAX_SESSIONS.
+
+    Raises FacemaskError when the setting is not a whole number >= 0.
+    """
+    text = environ.get(MAX_SESSIONS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_SESSIONS
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise FacemaskError(f"{MAX_SESSIONS_ENV} must be a whole number >= 0, not {text!r}.")
+    return value
+
+
+_session_ids = itertools.count(1)
+_status_lock = threading.Lock()
+_status_by_file: dict[Path, dict[int, dict[str, Any]]] = {}
+
+
 class LiveProcessor:
     """The per-session frame callback: a shared Pipeline plus this session's tracker and timer.
 
@@ -92,7 +176,10 @@ class LiveProcessor:
         *,
         history_size: int = HISTORY_SIZE,
         status_file: str | os.PathLike | None = None,
+        slots: SessionSlots | None = None,
     ) -> None:
+        self.session_id = next(_session_ids)
+        self._slots = slots
         self._pipeline = pipeline
         self._tracker = FaceTracker()
         self._timer = FrameTimer()
@@ -100,7 +187,7 @@ class LiveProcessor:
         self._state_lock = threading.Lock()  # guards everything below
         self._history: deque[FrameRecord] = deque(maxlen=history_size)
         self._last_rgb: np.ndarray | None = None
-        self._processed = self._skipped = self._failed = 0
+        self._processed = self._skipped = self._failed = self._refused = 0
         self._fps = self._latency = 0.0
         self._last_error: str | None = None
         self._status_file = Path(status_file) if status_file else None
@@ -120,7 +207,15 @@ class LiveProcessor:
             self._tracker = FaceTracker()
 
     def process(self, frame: av.VideoFrame) -> av.VideoFrame:
-        """Annotate one frame; answer at once with the last picture if another is in flight."""
+        """Annotate one frame; answer at once with the last picture if another is in flight.
+
+        When the server is full (no slot for this session) the frame goes back untouched and is
+        counted as refused; the page then says so.
+        """
+        if self._slots is not None and not self._slots.claim(self.session_id):
+            with self._state_lock:
+                self._refused += 1
+            return frame
         if not self._busy.acquire(blocking=False):
             return self._repeat_last(frame)
         try:
@@ -165,6 +260,17 @@ class LiveProcessor:
             return frame  # nothing to repeat yet (or the camera changed size): pass it through
         return av.VideoFrame.from_ndarray(last, format="rgb24")
 
+    @property
+    def refused(self) -> int:
+        """Frames turned away because every slot was held by other sessions."""
+        with self._state_lock:
+            return self._refused
+
+    def release_slot(self) -> None:
+        """Give this session's slot up (the page calls it when the stream has stopped)."""
+        if self._slots is not None:
+            self._slots.release(self.session_id)
+
     def history(self, since: float | None = None) -> list[FrameRecord]:
         """The recorded frames (oldest first), optionally only those after `since`."""
         with self._state_lock:
@@ -189,24 +295,40 @@ class LiveProcessor:
             self._history.clear()
 
     def _write_status(self) -> None:
+        """Write this session's counters into the status file, next to the other sessions'.
+
+        Top level: frames processed and failed by all sessions, the time, face counts and size
+        of the latest frame; "sessions": each session's own counters by session id.
+        """
         stats = self.stats()
         last = self.history()[-1:]
-        status = {
+        entry = {
             "processed": stats.processed,
             "skipped": stats.skipped,
             "failed": stats.failed,
+            "fps": round(stats.fps, 2),
+            "latency_ms": round(stats.latency_ms, 2),
             "time": time.time(),
             "counts": dict(last[0].counts) if last else {},
             "size": list(self._last_rgb.shape[1::-1]) if self._last_rgb is not None else None,
         }
         path = self._status_file
         assert path is not None
-        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-        try:
-            tmp.write_text(json.dumps(status))
-            os.replace(tmp, path)
-        except OSError:
-            log.warning("could not write the status file %s", path, exc_info=True)
+        with _status_lock:  # NOTE: sessions write from their own worker threads
+            sessions = _status_by_file.setdefault(path, {})
+            sessions[self.session_id] = entry
+            status = {
+                **entry,
+                "processed": sum(e["processed"] for e in sessions.values()),
+                "failed": sum(e["failed"] for e in sessions.values()),
+                "sessions": {str(k): v for k, v in sessions.items()},
+            }
+            tmp = path.with_name(f".{path.name}.tmp")
+            try:
+                tmp.write_text(json.dumps(status))
+                os.replace(tmp, path)
+            except OSError:
+                log.warning("could not write the status file %s", path, exc_info=True)
 
 
 def warm_up(pipeline: Pipeline, size: tuple[int, int] = (640, 480)) -> None:

@@ -18,7 +18,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -125,21 +127,20 @@ def write_y4m(path: Path, rgb: np.ndarray, frames: int = 30) -> None:
             out.write(b"FRAME\n" + i420)
 
 
-@pytest.fixture(scope="module")
-def app_server(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[tuple[str, Path, Path]]:
-    """`streamlit run app.py` on a free port; yields (base URL, status file, server log).
+class App(NamedTuple):
+    """A running `streamlit run app.py`: its URL, status file, log file and process id."""
 
-    It serves a copy of the shipped default model when the repository has it (what users run,
-    and what the screenshots should show), else the tests' tiny model.
-    """
-    _chromium()  # skip or fail before starting anything
-    tmp_path = tmp_path_factory.mktemp("app")
+    base: str
+    status: Path
+    log: Path
+    pid: int
+
+
+@contextmanager
+def start_app(tmp_path: Path, model_dir: Path, **env_vars: str) -> Iterator[App]:
+    """`streamlit run app.py` on a free port serving a copy of `model_dir`, in test mode
+    (loopback-only WebRTC, the status file); `env_vars` add to its environment."""
     models = tmp_path / "models"
-    model_dir = SHIPPED_MODEL
-    if not (model_dir / "card.json").is_file():
-        model_dir = request.getfixturevalue("tiny_model_dir")
     shutil.copytree(model_dir, models / model_dir.name)
     status = tmp_path / "live-status.json"
     log_path = tmp_path / "streamlit.log"
@@ -153,6 +154,7 @@ def app_server(
         "FACEMASK_ICE_SERVERS": "",
         "FACEMASK_ICE_SERVERS_FILE": "",
         "PYTHONUNBUFFERED": "1",
+        **env_vars,
     }
     command = [
         sys.executable,
@@ -186,7 +188,7 @@ def app_server(
 
     try:
         _wait_for("the Streamlit server's health check", healthy, timeout=90, poll=0.5)
-        yield base, status, log_path, server.pid
+        yield App(base, status, log_path, server.pid)
     finally:
         print(f"--- streamlit log (last lines) ---\n{_tail(log_path, 80)}")  # shown on failure
         server.terminate()
@@ -195,6 +197,23 @@ def app_server(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def app_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[App]:
+    """The app (see `start_app`); yields (base URL, status file, server log, pid).
+
+    It serves a copy of the shipped default model when the repository has it (what users run,
+    and what the screenshots should show), else the tests' tiny model.
+    """
+    _chromium()  # skip or fail before starting anything
+    model_dir = SHIPPED_MODEL
+    if not (model_dir / "card.json").is_file():
+        model_dir = request.getfixturevalue("tiny_model_dir")
+    with start_app(tmp_path_factory.mktemp("app"), model_dir) as app:
+        yield app
 
 
 def _server_memory(pid: int) -> dict:
@@ -218,15 +237,16 @@ def _tail(path: Path, lines: int = 60) -> str:
         return "(no server log)"
 
 
-@pytest.fixture()
-def launch_browser(tmp_path: Path):
-    """Start headless Chromium: `launch(clip)` gives a page whose camera plays that y4m clip;
-    `launch(None)` a page whose camera permission is refused."""
+@contextmanager
+def browsers(tmp_path: Path) -> Iterator[Callable[[Path | None], Any]]:
+    """Headless Chromium: `launch(clip)` gives a page whose camera plays that y4m clip;
+    `launch(None)` a page whose camera permission is refused. Each call is its own browser."""
     chromium = _chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
     home = tmp_path / "browser-home"
     for sub in ("config", "cache", "data"):
-        (home / sub).mkdir(parents=True)
+        (home / sub).mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "HOME": str(home),
@@ -260,6 +280,14 @@ def launch_browser(tmp_path: Path):
         finally:
             for context in contexts:
                 context.close()
+
+
+@pytest.fixture()
+def launch_browser(tmp_path: Path):
+    """`launch(clip)` (see `browsers`), closed after the test."""
+    pytest.importorskip("playwright.sync_api")
+    with browsers(tmp_path) as launch:
+        yield launch
 
 
 @pytest.fixture()
