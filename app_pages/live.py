@@ -15,7 +15,9 @@ from facemask.pipeline import LABEL_TEXT
 
 WEBRTC_KEY = "live_webcam"
 PROCESSOR_KEY = "live_processor"
-CHART_REFRESH_S = 2.0
+CHART_REFRESH_S = 3.0
+"""Seconds between chart refreshes while playing: each is a script run per session (py-spy:
+the fragment took 10% of the server under 4 sessions at 2 s)."""
 BROWSER_PAGE = "browser"
 """URL path of "Live in your browser", where the browser itself runs the detector and model."""
 CAMERA = {
@@ -63,8 +65,18 @@ chosen = ui.settings()
 try:
     rtc_configuration = live.rtc_configuration()
     slots = ui.live_slots()
+except Exception as exc:
+    ui.show_error(exc)
+    st.stop()
+
+processor = st.session_state.get(PROCESSOR_KEY)
+owner = processor.session_id if isinstance(processor, live.LiveProcessor) else None
+if slots.full(owner):  # before any model loads: a full server does no work for this session
+    st.warning(BUSY.format(n=slots.capacity, page=BROWSER_PAGE))
+    st.stop()
+
+try:
     pipeline = ui.get_pipeline(model_name, "webcam", chosen.min_score, chosen.min_face)
-    processor = st.session_state.get(PROCESSOR_KEY)
     if not isinstance(processor, live.LiveProcessor):
         processor = live.LiveProcessor(
             pipeline, status_file=live.status_file_from_env(), slots=slots
@@ -73,10 +85,6 @@ try:
     processor.set_pipeline(pipeline)
 except Exception as exc:
     ui.show_error(exc)
-    st.stop()
-
-if slots.full(processor.session_id):
-    st.warning(BUSY.format(n=slots.capacity, page=BROWSER_PAGE))
     st.stop()
 
 video_column, chart_column = st.columns([3, 2], gap="medium")

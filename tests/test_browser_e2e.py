@@ -462,3 +462,52 @@ def test_a_refused_camera_gets_an_explanation_and_no_stream(app_server, launch_b
     webrtc.get_by_role("button", name="Start").wait_for(state="visible")
     _no_exceptions(page, "Live")
     assert _read_status(status_file).get("processed", 0) == processed
+
+
+def test_two_live_sessions_both_get_annotated_frames_and_neither_starves(
+    app_server, launch_browser, camera_clip
+):
+    base, status_file, log_path, _ = app_server
+    if status_file.exists():  # a stream of an earlier test may take a moment to wind down
+        _wait_until_no_frames(status_file, 3.0, "before the test")
+    earlier = set(_read_status(status_file).get("sessions", {}))
+    pages = [launch_browser(camera_clip) for _ in range(2)]
+    frames = []
+    for page in pages:
+        page.goto(base, wait_until="domcontentloaded")
+        page.get_by_role("heading", name="Live webcam").wait_for(timeout=90_000)
+        frames.append(page.frame_locator(WEBRTC_IFRAME))
+    for webrtc in frames:
+        webrtc.get_by_role("button", name="Start").click(timeout=90_000)
+
+    def ours() -> dict[str, dict]:
+        sessions = _read_status(status_file).get("sessions", {})
+        return {k: v for k, v in sessions.items() if k not in earlier}
+
+    try:
+        _wait_for(
+            "both sessions to get annotated frames",
+            lambda: len(ours()) == 2 and all(s["processed"] >= 5 for s in ours().values()),
+            timeout=180,
+            poll=0.5,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nstatus: {ours()}\n{_tail(log_path)}") from None
+    # Both keep going: over a window, each session gets frames, and a fair share of them.
+    window = 20.0
+    before = ours()
+    time.sleep(window)
+    after = ours()
+    got = {k: after[k]["processed"] - before[k]["processed"] for k in after}
+    assert all(n >= 0.5 * window for n in got.values()), got  # each >= 0.5 annotated FPS
+    assert min(got.values()) >= max(got.values()) / 3, got  # neither starves the other
+    assert all(s["failed"] == 0 for s in after.values())
+    for page in pages:
+        _no_exceptions(page, "Live")
+
+    # Stop both: Start comes back and the server processes nothing more.
+    for webrtc in frames:
+        webrtc.get_by_role("button", name="Stop").click()
+    for webrtc in frames:
+        webrtc.get_by_role("button", name="Start").wait_for(state="visible", timeout=60_000)
+    _wait_until_no_frames(status_file, 3.0, "after both pressed Stop")

@@ -19,7 +19,7 @@ import pytest
 
 from facemask import live, webrtc_fixes
 from facemask.classify import MaskClassifier
-from facemask.detect import WEBCAM, FaceDetector
+from facemask.detect import PHOTO, WEBCAM, FaceDetector
 from facemask.errors import FacemaskError, ModelError
 from facemask.images import load_image
 from facemask.pipeline import Pipeline
@@ -306,6 +306,65 @@ def test_status_file_reports_frames(pipeline, face_frame, tmp_path):
     assert live.status_file_from_env({}) is None
 
 
+def test_two_sessions_write_their_own_counters_into_the_status_file(pipeline, face_frame, tmp_path):
+    status = tmp_path / "status.json"
+    first = live.LiveProcessor(pipeline, status_file=status)
+    second = live.LiveProcessor(pipeline, status_file=status)
+    for _ in range(3):
+        first.process(video_frame(face_frame))
+    second.process(video_frame(face_frame))
+    data = json.loads(status.read_text())
+    assert data["processed"] == 4  # all sessions together
+    sessions = data["sessions"]
+    assert sessions[str(first.session_id)]["processed"] == 3
+    assert sessions[str(second.session_id)]["processed"] == 1
+    assert first.session_id != second.session_id
+
+
+def test_session_slots_admit_up_to_capacity_and_free_on_release_or_idle():
+    slots = live.SessionSlots(2, idle_s=0.3)
+    assert slots.claim(1) and slots.claim(2)
+    assert slots.claim(1)  # a holder keeps its slot
+    assert not slots.claim(3) and slots.full() and slots.full(3) and not slots.full(1)
+    slots.release(2)
+    assert slots.claim(3) and slots.holds(3) and slots.in_use() == 2
+    time.sleep(0.4)  # nobody claimed for longer than idle_s: both slots are free again
+    assert slots.in_use() == 0 and not slots.holds(1)
+    assert slots.claim(4)
+
+
+def test_capacity_zero_refuses_every_session():
+    slots = live.SessionSlots(0)
+    assert slots.full() and not slots.claim(1)
+
+
+def test_a_session_beyond_capacity_gets_its_frames_back_unprocessed(pipeline, face_frame):
+    slots = live.SessionSlots(1)
+    inside = live.LiveProcessor(pipeline, slots=slots)
+    outside = live.LiveProcessor(pipeline, slots=slots)
+    inside.process(video_frame(face_frame))
+    frame = video_frame(face_frame)
+    assert outside.process(frame) is frame  # untouched, not annotated
+    assert outside.refused == 1 and outside.stats().processed == 0
+    inside.release_slot()  # the first session stopped: the second one gets in
+    assert outside.process(video_frame(face_frame)) is not frame
+    assert outside.stats().processed == 1 and inside.process(frame) is frame
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("", live.DEFAULT_MAX_SESSIONS), (" 3 ", 3), ("0", 0)]
+)
+def test_max_sessions_from_env(value, expected):
+    assert live.max_sessions_from_env({live.MAX_SESSIONS_ENV: value}) == expected
+    assert live.max_sessions_from_env({}) == live.DEFAULT_MAX_SESSIONS
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_bad_max_sessions_is_one_clear_sentence(value):
+    with pytest.raises(FacemaskError, match="FACEMASK_LIVE_MAX_SESSIONS must be a whole number"):
+        live.max_sessions_from_env({live.MAX_SESSIONS_ENV: value})
+
+
 def test_counts_per_second_averages_whole_seconds():
     labels = ("with_mask", "without_mask")
     base = 1_700_000_000.0
@@ -468,3 +527,62 @@ def test_live_page_with_bad_ice_servers_shows_one_sentence(monkeypatch, tmp_path
     [error] = at.error
     assert error.value.startswith("The ICE servers in FACEMASK_ICE_SERVERS are not valid JSON")
     assert "Traceback" not in error.value
+
+
+def _sliders(at) -> tuple[float, int]:
+    by_label = {slider.label: slider.value for slider in at.sidebar.slider}
+    return by_label["Minimum detector score"], by_label["Minimum face size (px)"]
+
+
+def test_a_full_server_says_so_and_the_sidebar_shows_the_webcam_preset(
+    monkeypatch, tmp_path, shipped_model_dir
+):
+    at = run_live_page(
+        monkeypatch, shipped_model_dir.parent, tmp_path / "no-runs", FACEMASK_LIVE_MAX_SESSIONS="0"
+    )
+    [warning] = at.warning
+    assert warning.value.startswith("The server is busy")
+    assert "](./browser)" in warning.value  # the in-browser page, by its URL path
+    assert _sliders(at) == (WEBCAM.min_score, WEBCAM.min_face)
+    assert "Webcam preset" in at.sidebar.caption[0].value
+
+    at.sidebar.slider(key="sidebar_min_score_webcam").set_value(0.8).run()
+    at.switch_page("app_pages/upload.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _sliders(at) == (PHOTO.min_score, PHOTO.min_face)  # Upload runs the PHOTO preset
+    at.switch_page("app_pages/live.py").run()
+    assert _sliders(at) == (0.8, WEBCAM.min_face)  # each preset keeps its own choice
+
+
+@pytest.fixture()
+def keras_cleanup_restored():
+    """Leave Streamlit's per-run cleanup as this test found it."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    before = script_runner._clean_problem_modules
+    yield
+    script_runner._clean_problem_modules = before
+
+
+def test_the_app_stops_streamlit_clearing_keras_after_every_run(
+    monkeypatch, tmp_path, shipped_model_dir, keras_cleanup_restored
+):
+    import sys
+
+    import keras  # noqa: F401  (in sys.modules, as in the server once a detector loaded)
+    from streamlit.testing.v1 import AppTest
+
+    import ui
+
+    calls = []
+    backend = sys.modules["keras"].backend  # what Streamlit's cleanup looks up
+    monkeypatch.setattr(backend, "clear_session", lambda *a, **k: calls.append(1))
+    ui.undo_skip_keras_clear_session()
+    AppTest.from_string("import streamlit as st\nst.write('hi')").run()
+    assert calls, "Streamlit no longer clears Keras after a run: the workaround can go"
+
+    calls.clear()
+    run_live_page(
+        monkeypatch, shipped_model_dir.parent, tmp_path / "no-runs", FACEMASK_LIVE_MAX_SESSIONS="0"
+    ).run()
+    assert calls == []
