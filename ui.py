@@ -35,6 +35,7 @@ PRESET_CAPTIONS = {
     "photo": "Photo preset (uploads): the whole image plus tiles, for small faces.",
 }
 _SETTINGS_KEY = "facemask_settings"
+_THRESHOLDS_KEY = "facemask_thresholds"  # preset -> (min_score, min_face) chosen
 
 
 @dataclass(frozen=True)
@@ -237,12 +238,16 @@ def sidebar(detector: str = "photo") -> Settings:
         _model_card(chosen)
     st.sidebar.header("Detection")
     preset = DETECTOR_PRESETS[detector]
+    # Streamlit forgets a widget's value on a page that does not draw it: each preset's
+    # choice is kept here too, so it survives a visit to a page of the other preset.
+    kept = st.session_state.setdefault(_THRESHOLDS_KEY, {})
+    score_value, face_value = kept.get(detector, (preset.min_score, preset.min_face))
     st.sidebar.caption(PRESET_CAPTIONS[detector])
     min_score = st.sidebar.slider(
         "Minimum detector score",
         0.1,
         0.95,
-        value=float(preset.min_score),
+        value=float(score_value),
         step=0.05,
         key=f"sidebar_min_score_{detector}",
         help="Faces the detector is less sure of than this are ignored.",
@@ -251,11 +256,12 @@ def sidebar(detector: str = "photo") -> Settings:
         "Minimum face size (px)",
         0,
         120,
-        value=int(preset.min_face),
+        value=int(face_value),
         step=2,
         key=f"sidebar_min_face_{detector}",
         help="Faces whose shorter side is smaller than this are ignored.",
     )
+    kept[detector] = (float(min_score), int(min_face))
     chosen_settings = Settings(
         chosen.name if chosen else None, float(min_score), int(min_face), detector
     )
