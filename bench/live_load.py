@@ -114,12 +114,11 @@ def run(n: int, seconds: float, clip: Path, work: Path, profile: Path | None) ->
         for page in pages:
             webrtc = page.frame_locator(WEBRTC_IFRAME)
             webrtc.get_by_role("button", name="Start").click(timeout=120_000)
-        _wait_for(
-            f"{n} sessions with annotated frames",
-            lambda: sum(s["processed"] >= 10 for s in sessions(app.status).values()) >= n,
-            timeout=180,
-            poll=0.5,
-        )
+        started = lambda: sum(s["processed"] >= 10 for s in sessions(app.status).values())  # noqa: E731
+        try:
+            _wait_for(f"{n} sessions with annotated frames", lambda: started() >= n, 180, 0.5)
+        except AssertionError:  # a result too: measure what there is
+            print(f"after 180 s only {started()} of {n} sessions had 10 annotated frames")
         time.sleep(3)  # let the start-up burst of reruns settle
         spy = None
         if profile is not None:
@@ -141,6 +140,7 @@ def run(n: int, seconds: float, clip: Path, work: Path, profile: Path | None) ->
             (after[k]["processed"] - before.get(k, {}).get("processed", 0)) / (t1 - t0)
             for k in after
         )
+        fps = [0.0] * (n - len(fps)) + fps  # sessions that never got an annotated frame
         return {
             "n": n,
             "fps": fps,
