@@ -7,9 +7,10 @@ For each N a fresh `streamlit run app.py` (test mode: loopback WebRTC, status fi
 shipped default model; every browser presses Start, and once all of them get annotated frames
 the script measures for `--seconds`: annotated frames per second per session (frames that went
 through the pipeline, from the server's status file), the pipeline's median ms per frame, the
-server's CPU (% of one core) and peak resident memory, and the machine's load average (the
-browsers run on the same machine and take their share). `--profile FILE` also samples the
-server with py-spy (requirements-dev.txt) during the last N's window and writes a summary.
+server's CPU (% of one core) and peak resident memory, the CPU of the browsers (they run on
+the same machine: each one encodes the camera and decodes the answer), and the load average.
+`--profile FILE` also samples the server with py-spy (requirements-dev.txt) during the last
+N's window and writes a summary.
 Not a test: the numbers depend on the machine and its load.
 """
 
@@ -67,6 +68,35 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(root: int) -> set[int]:
+    """Process ids below `root` (Linux /proc): here the browsers and Playwright's driver."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children[int(fields[1])].append(int(stat.parent.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def browsers_cpu_seconds(server: int) -> dict[int, float]:
+    """CPU seconds so far of every process this script started except the server."""
+    seconds = {}
+    for pid in descendants(os.getpid()) - {server}:
+        try:
+            seconds[pid] = cpu_seconds(pid)
+        except (OSError, IndexError):
+            pass
+    return seconds
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -128,10 +158,13 @@ def run(n: int, seconds: float, clip: Path, work: Path, profile: Path | None) ->
                  str(int(seconds)), "-r", "50", "-f", "raw", "-o", str(raw), "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             )  # fmt: skip
+        browsers0 = browsers_cpu_seconds(app.pid)
         before, cpu0, t0 = sessions(app.status), cpu_seconds(app.pid), time.monotonic()
         load0 = os.getloadavg()[0]
         time.sleep(seconds)
         after, cpu1, t1 = sessions(app.status), cpu_seconds(app.pid), time.monotonic()
+        browsers1 = browsers_cpu_seconds(app.pid)
+        browser_s = sum(v - browsers0.get(k, 0.0) for k, v in browsers1.items())
         load1 = os.getloadavg()[0]
         if spy is not None:
             spy.wait(timeout=seconds + 60)
@@ -146,6 +179,7 @@ def run(n: int, seconds: float, clip: Path, work: Path, profile: Path | None) ->
             "fps": fps,
             "latency": [after[k]["latency_ms"] for k in after],
             "cpu": 100 * (cpu1 - cpu0) / (t1 - t0),
+            "browsers_cpu": 100 * browser_s / (t1 - t0),
             "rss": peak_rss_mb(app.pid),
             "load": (load0, load1),
         }
@@ -172,14 +206,14 @@ def main() -> None:
             print(f"{n} session(s) measured", flush=True)
     print(f"\n{os.cpu_count()} CPUs; annotated FPS per session over {args.seconds:.0f} s")
     print("| sessions | annotated FPS per session | pipeline ms (median) | server CPU % | "
-          "server peak RSS MB | load average |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+          "browsers CPU % | server peak RSS MB | load average |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         fps = ", ".join(f"{f:.1f}" for f in row["fps"])
         latency = statistics.median(row["latency"]) if row["latency"] else float("nan")
         load = f"{row['load'][0]:.1f} -> {row['load'][1]:.1f}"
-        print(f"| {row['n']} | {fps} | {latency:.1f} | {row['cpu']:.0f} | {row['rss']:.0f} | "
-              f"{load} |")  # fmt: skip
+        print(f"| {row['n']} | {fps} | {latency:.1f} | {row['cpu']:.0f} | "
+              f"{row['browsers_cpu']:.0f} | {row['rss']:.0f} | {load} |")  # fmt: skip
 
 
 if __name__ == "__main__":
