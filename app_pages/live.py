@@ -16,8 +16,8 @@ from facemask.pipeline import LABEL_TEXT
 WEBRTC_KEY = "live_webcam"
 PROCESSOR_KEY = "live_processor"
 CHART_REFRESH_S = 3.0
-"""Seconds between chart refreshes while playing: each is a script run per session (py-spy:
-the fragment took 10% of the server under 4 sessions at 2 s)."""
+"""Seconds between chart refreshes while playing: each is a script run per session (py-spy under
+4 sessions: 10% of the server's samples at 2 s, 5% at 3 s)."""
 BROWSER_PAGE = "browser"
 """URL path of "Live in your browser", where the browser itself runs the detector and model."""
 CAMERA = {
@@ -39,8 +39,8 @@ TRANSLATIONS = {
     ),
 }
 BUSY = (
-    "The server is busy: {n} webcam(s) are already streaming through it, the most it serves at "
-    "once; use [Live in your browser](./{page}), which runs the detector on your own device, "
+    "The server is busy: it already streams as many webcams as it can serve at once; use "
+    f"[Live in your browser](./{BROWSER_PAGE}), which runs the detector on your own device, "
     "or try again in a minute."
 )
 CAMERA_HELP = (
@@ -72,7 +72,7 @@ except Exception as exc:
 processor = st.session_state.get(PROCESSOR_KEY)
 owner = processor.session_id if isinstance(processor, live.LiveProcessor) else None
 if slots.full(owner):  # before any model loads: a full server does no work for this session
-    st.warning(BUSY.format(n=slots.capacity, page=BROWSER_PAGE))
+    st.warning(BUSY)
     st.stop()
 
 try:
@@ -111,7 +111,7 @@ def faces_chart() -> None:
     labels = processor.pipeline.labels
     records = processor.history()
     if processor.refused and not slots.holds(processor.session_id):
-        st.warning(BUSY.format(n=slots.capacity, page=BROWSER_PAGE))
+        st.warning(BUSY)
     if stats.last_error:
         st.error(stats.last_error)
     if not records:
