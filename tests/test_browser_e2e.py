@@ -511,3 +511,30 @@ def test_two_live_sessions_both_get_annotated_frames_and_neither_starves(
     for webrtc in frames:
         webrtc.get_by_role("button", name="Start").wait_for(state="visible", timeout=60_000)
     _wait_until_no_frames(status_file, 3.0, "after both pressed Stop")
+
+
+def test_beyond_capacity_a_session_is_told_the_server_is_busy(
+    tmp_path_factory, launch_browser, camera_clip, tiny_model_dir
+):
+    """With room for one stream, a second visitor gets the busy sentence until the first stops."""
+    work = tmp_path_factory.mktemp("busy-app")
+    with start_app(work, tiny_model_dir, FACEMASK_LIVE_MAX_SESSIONS="1") as app:
+        first, second = launch_browser(camera_clip), launch_browser(camera_clip)
+        first.goto(app.base, wait_until="domcontentloaded")
+        webrtc = first.frame_locator(WEBRTC_IFRAME)
+        _start_and_wait_for_faces(webrtc, app.status, app.log, frames=3)
+
+        second.goto(app.base, wait_until="domcontentloaded")
+        busy = second.get_by_text("The server is busy")
+        busy.wait_for(timeout=90_000)
+        link = second.get_by_role("link", name="Live in your browser")
+        assert link.get_attribute("href").rstrip("/").endswith("browser")
+        assert second.locator(WEBRTC_IFRAME).count() == 0  # no camera offered at all
+        _no_exceptions(second, "Live")
+
+        webrtc.get_by_role("button", name="Stop").click()  # the slot is given back
+        webrtc.get_by_role("button", name="Start").wait_for(state="visible", timeout=60_000)
+        second.reload(wait_until="domcontentloaded")
+        second_webrtc = second.frame_locator(WEBRTC_IFRAME)
+        second_webrtc.get_by_role("button", name="Start").wait_for(timeout=90_000)
+        assert busy.count() == 0
