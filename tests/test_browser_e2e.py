@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urljoin
 
 import cv2
 import numpy as np
@@ -527,8 +528,9 @@ def test_beyond_capacity_a_session_is_told_the_server_is_busy(
         second.goto(app.base, wait_until="domcontentloaded")
         busy = second.get_by_text("The server is busy")
         busy.wait_for(timeout=90_000)
-        link = second.get_by_role("link", name="Live in your browser")
-        assert link.get_attribute("href").rstrip("/").endswith("browser")
+        warning = second.get_by_test_id("stAlertContentWarning")
+        href = warning.get_by_role("link", name="Live in your browser").get_attribute("href")
+        assert urljoin(second.url, href) == f"{app.base}/browser"  # the in-browser page
         assert second.locator(WEBRTC_IFRAME).count() == 0  # no camera offered at all
         _no_exceptions(second, "Live")
 
