@@ -29,7 +29,7 @@ MAX_DETECT_SIDE = 8192
 """The detector sees images scaled down to this longest side (boxes are mapped back)."""
 MAX_ASPECT_RATIO = 64
 """Longer side / shorter side: scaled to MAX_DETECT_SIDE, the short side keeps >= 128 px,
-the photo detector's smallest tile (thinner strips cannot hold a findable face)."""
+the short-range detector's input size (thinner strips cannot hold a findable face)."""
 MAX_ANIMATION_FRAMES = 1000
 """Animated GIF / WebP / PNG: the first frame is used; more frames than this is a bomb."""
 IMAGE_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP"}
