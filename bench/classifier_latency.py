@@ -30,6 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from facemask.files import CARD_FILE  # noqa: E402
+
 SHARED = REPO.parent / "shared"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 DATASET = SHARED / "datasets" / "chandrikadeb7-face-mask"
@@ -52,9 +54,9 @@ def worker(args: argparse.Namespace) -> None:
     """Time one runtime on one crop at a time; print JSON {median_ms, p90_ms, rss_mb}."""
     crops = np.load(args.crops_file)
     if args.worker == "keras":
-        import keras
+        from facemask.classify import load_keras_model
 
-        model = keras.saving.load_model(args.model, compile=False, safe_mode=True)
+        model = load_keras_model(args.model)
         predict = lambda crop: model.predict(crop[None].astype(np.float32), verbose=0)  # noqa: E731
     else:
         from facemask.classify import MaskClassifier
@@ -141,7 +143,7 @@ def bench_size(size: int, args: argparse.Namespace, folder: Path) -> list[dict]:
     np.save(crops_file, crops)
     keras_file = folder / f"model{size}.keras"
     model.save(keras_file)
-    (folder / "card.json").write_text(json.dumps({"labels": LABELS, "input_size": size}))
+    (folder / CARD_FILE).write_text(json.dumps({"labels": LABELS, "input_size": size}))
 
     paths = {}
     for variant, quantize in (("tflite float", False), ("tflite int8", True)):

@@ -12,13 +12,10 @@ from typing import Any
 import numpy as np
 
 from facemask.errors import ModelError
+from facemask.files import CARD_FILE, KERAS_FILE, TFLITE_FILE
 
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 """TFLite interpreter threads when none are asked for."""
-CARD_FILE = "card.json"
-KERAS_FILE = "model.keras"
-TFLITE_FILE = "model.tflite"
-TFLITE_INT8_FILE = "model_int8.tflite"
 
 
 def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
@@ -66,6 +63,20 @@ def decide_indices(
     return np.argmax(probabilities + 2.0 * passes, axis=1)
 
 
+def load_keras_model(path: str | os.PathLike):
+    """A .keras file loaded with safe_mode (standard layers only, no code from the file) and
+    without its optimizer; ModelError with one sentence when it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path} is missing: this folder has no Keras model.")
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # keras raises many types for a bad file
+        raise ModelError(f"{path} could not be loaded as a Keras model: {exc}") from exc
+
+
 class MaskClassifier:
     """Classifies (N, S, S, 3) uint8 RGB face crops into the model's labels.
 
@@ -110,14 +121,7 @@ class MaskClassifier:
         self.served_file = path.name
 
     def _load_keras(self, path: Path) -> None:
-        if not path.is_file():
-            raise ModelError(f"{path} is missing: this folder has no Keras model.")
-        import keras
-
-        try:
-            self._keras = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:  # keras raises many types for a bad file
-            raise ModelError(f"{path} could not be loaded as a Keras model: {exc}") from exc
+        self._keras = load_keras_model(path)
         self._tflite = None
         self.served_file = path.name
 

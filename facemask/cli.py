@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from facemask.errors import FacemaskError
 
-DETECTOR_CHOICES = ("webcam", "photo")
+NATIVE_LOG_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "3"}
+"""Quiets what TensorFlow and glog read at start-up; the rest logs to fd 2 regardless."""
+
+
+def quiet_native_logs() -> None:
+    """Keep TensorFlow, LiteRT, mediapipe and CUDA-stub log lines off the terminal.
+
+    Those libraries write from C++ straight to file descriptor 2, most of them whatever the
+    environment says. So fd 2 goes to /dev/null and Python's sys.stderr moves to a copy of the
+    real one: the command's own messages, progress bars, warnings and tracebacks still show.
+    Called once per process, before any of those libraries loads (`--verbose` skips it).
+    """
+    for key, value in NATIVE_LOG_ENV.items():
+        os.environ.setdefault(key, value)
+    sys.stderr.flush()
+    real = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(real, "w", buffering=1, errors="backslashreplace")
 
 
 def _model_dir(name_or_path: str) -> Path:
@@ -25,11 +45,11 @@ def _model_dir(name_or_path: str) -> Path:
 
 def _pipeline(model: str, detector: str, runtime: str = "auto"):
     from facemask.classify import MaskClassifier
-    from facemask.detect import PHOTO, WEBCAM, FaceDetector
-    from facemask.pipeline import Pipeline
+    from facemask.detect import FaceDetector
+    from facemask.pipeline import DETECTOR_PRESETS, Pipeline
 
     classifier = MaskClassifier(_model_dir(model), runtime=runtime)  # a bad name fails first
-    return Pipeline(FaceDetector(WEBCAM if detector == "webcam" else PHOTO), classifier)
+    return Pipeline(FaceDetector(DETECTOR_PRESETS[detector]), classifier)
 
 
 def _progress_bar(desc: str, total: int | None = None):
@@ -40,8 +60,9 @@ def _progress_bar(desc: str, total: int | None = None):
 
 # -- train -----------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from facemask.config import config_from_args
     from facemask.runs import RunStore
-    from facemask.train import TrainConfig, TrainingCancelled, train
+    from facemask.train import TrainingCancelled, train
 
     store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
     if args.resume and not args.run_id:
@@ -53,26 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise FacemaskError(
             "Say which dataset to train on: --data DIR (a folder of class folders)."
         )
-    config = TrainConfig(
-        data=str(args.data or ""),
-        backbone=args.backbone,
-        input_size=args.input_size,
-        epochs_head=args.epochs_head,
-        epochs_fine=args.epochs_fine,
-        fine_tune_layers=args.fine_tune_layers,
-        batch_size=args.batch_size,
-        lr_head=args.lr_head,
-        lr_fine=args.lr_fine,
-        augment=not args.no_augment,
-        bare_weight=args.bare_weight,
-        hard_negatives=args.hard_negatives,
-        weights=args.weights,
-        patience=args.patience,
-        seed=args.seed,
-        limit_per_class=args.limit_per_class,
-        export_tfjs=not args.no_tfjs,
-        name=args.name,
-    )
+    config = config_from_args(args)
     try:
         run_dir = train(config, store, run_id=args.run_id, resume=args.resume)
     except TrainingCancelled:
@@ -85,16 +87,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.scenes:
         return _evaluate_scenes(args)
-    if not args.model or not args.data:
+    if not _model_arg(args) or not args.data:
         raise FacemaskError("Give a model and --data DIR (or --scenes DIR for scene photos).")
     from facemask.classify import MaskClassifier
     from facemask.data import extract_crops, resize_crops, scan_dataset, split_dataset
     from facemask.detect import FaceDetector
     from facemask.evaluate import classification_metrics, format_metrics, small_face_metrics
-    from facemask.runs import write_json
+    from facemask.files import write_json
     from facemask.train import TRAINING_DETECTOR
 
-    classifier = MaskClassifier(_model_dir(args.model), runtime=args.runtime)
+    classifier = MaskClassifier(_model_dir(_model_arg(args)), runtime=args.runtime)
     labels = classifier.labels
     scan = scan_dataset(args.data, labels=labels)
     indices = list(range(len(scan.items)))
@@ -133,8 +135,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_scenes(args: argparse.Namespace) -> int:
-    from facemask.detect import PHOTO, WEBCAM, FaceDetector
-    from facemask.runs import write_json
+    from facemask.detect import FaceDetector
+    from facemask.files import write_json
+    from facemask.pipeline import DETECTOR_PRESETS
     from facemask.scenes import (
         classify_annotated_faces,
         evaluate_detector,
@@ -143,16 +146,15 @@ def _evaluate_scenes(args: argparse.Namespace) -> int:
     )
 
     scenes = load_scenes(args.scenes)[: args.limit or None]
-    settings = WEBCAM if args.detector == "webcam" else PHOTO
-    detector = FaceDetector(settings)
+    detector = FaceDetector(DETECTOR_PRESETS[args.detector])
     result = {
         "scenes": str(args.scenes),
         "images": len(scenes),
         "detector": args.detector,
         "detection": evaluate_detector(scenes, detector),
     }
-    if args.model:
-        pipeline = _pipeline(args.model, args.detector, args.runtime)
+    if _model_arg(args):
+        pipeline = _pipeline(_model_arg(args), args.detector, args.runtime)
         result["classification"] = evaluate_scenes(
             scenes,
             lambda rgb: [(d.box, d.label, d.confidence) for d in pipeline.process(rgb)],
@@ -208,11 +210,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from facemask.classify import read_card
     from facemask.data import extract_crops, resize_crops, scan_dataset, split_dataset
     from facemask.detect import FaceDetector
+    from facemask.files import REPO_ROOT
     from facemask.train import TRAINING_DETECTOR, export_and_record
 
-    model_dir = _model_dir(args.model)
+    if not _model_arg(args):
+        raise FacemaskError("Say which model to export: a model folder or name.")
+    model_dir = _model_dir(_model_arg(args))
     card = read_card(model_dir)
-    data = args.data or card.get("dataset", {}).get("path")
+    recorded = card.get("dataset", {}).get("path")  # relative to the repository (portable)
+    data = args.data or (str(REPO_ROOT / recorded) if recorded else None)
     if not data or not Path(data).is_dir():
         raise FacemaskError("Export checks the exports on real face crops: give --data DIR.")
     scan = scan_dataset(data, labels=card["labels"])
@@ -247,7 +253,17 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_arg(args: argparse.Namespace) -> str | None:
+    """The model a command was given: `--model`, or evaluate's and export's first argument."""
+    positional = getattr(args, "model_name", None)
+    if positional and args.model and positional != args.model:
+        raise FacemaskError(f"Two models given ({positional} and --model {args.model}): give one.")
+    return positional or args.model
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from facemask.config import add_train_arguments
+    from facemask.pipeline import DETECTOR_PRESETS
     from facemask.runs import DEFAULT_MODEL
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
@@ -256,19 +272,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time face-mask detection: train, evaluate, predict, export, video.",
         formatter_class=fmt,
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show TensorFlow, LiteRT, mediapipe and CUDA log lines",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def model_options(p: argparse.ArgumentParser, detector: str = "photo") -> None:
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=fmt, parents=[common], **kwargs)
+
+    def model_option(p: argparse.ArgumentParser, default: str | None, positional: bool) -> None:
+        """Every command names its model the same way: `--model NAME_OR_DIR`."""
+        if positional:  # evaluate and export also take it as their first argument
+            p.add_argument("model_name", nargs="?", metavar="MODEL", help="same as --model")
         p.add_argument(
             "--model",
-            default=DEFAULT_MODEL,
-            help="a model folder, or the name of a shipped model or finished run",
+            default=default,
+            help="a model folder, or the name of a shipped model (models/) or finished run (runs/)",
         )
+
+    def pipeline_options(p: argparse.ArgumentParser, detector: str) -> None:
         p.add_argument(
             "--detector",
-            choices=DETECTOR_CHOICES,
+            choices=tuple(DETECTOR_PRESETS),
             default=detector,
-            help="face-detector settings: webcam (fast) or photo (small faces)",
+            help="face-detector preset (facemask.detect): webcam (fast) or photo (small faces)",
         )
         p.add_argument(
             "--runtime",
@@ -277,63 +307,26 @@ def build_parser() -> argparse.ArgumentParser:
             help="classifier runtime",
         )
 
-    p = sub.add_parser(
+    p = command(
         "train",
-        formatter_class=fmt,
         help="train a classifier on a dataset folder",
         description="Two-phase transfer learning (frozen base, then fine-tuning) "
         "on a folder of class folders; writes a run to runs/<id>.",
     )
-    p.add_argument("--data", help="dataset folder: one sub-folder of images per class")
-    p.add_argument("--backbone", choices=("mobilenetv2", "vgg16"), default="mobilenetv2")
-    p.add_argument("--input-size", type=int, default=128, help="model input side in px")
-    p.add_argument("--epochs-head", type=int, default=6, help="epochs with the base frozen")
-    p.add_argument("--epochs-fine", type=int, default=6, help="fine-tuning epochs (0: none)")
-    p.add_argument(
-        "--fine-tune-layers",
-        type=int,
-        default=None,
-        help="layers at the top of the base to unfreeze (default: per backbone; 0: none)",
-    )
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr-head", type=float, default=1e-3)
-    p.add_argument("--lr-fine", type=float, default=1e-4)
-    p.add_argument("--no-augment", action="store_true", help="turn augmentation off")
-    p.add_argument(
-        "--bare-weight", type=float, default=1.0, help="loss weight of without_mask faces"
-    )
-    p.add_argument(
-        "--hard-negatives",
-        type=float,
-        default=0.0,
-        help="share of without_mask training faces, the most mask-like, repeated in fine-tuning",
-    )
-    p.add_argument(
-        "--weights",
-        default="imagenet",
-        help="imagenet (from the Keras cache), none (from scratch), or a .h5 file",
-    )
-    p.add_argument("--patience", type=int, default=3, help="early-stopping patience (epochs)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--limit-per-class", type=int, default=None, help="use at most N images per class"
-    )
-    p.add_argument("--no-tfjs", action="store_true", help="skip the TF.js export")
-    p.add_argument("--name", help="model name written in the card (default: the run id)")
+    add_train_arguments(p)
     p.add_argument("--run-id", help="run id (default: date-time-backbone)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--runs-dir", help="run store folder (default: runs/ or $FACEMASK_RUNS_DIR)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
+    p = command(
         "evaluate",
-        formatter_class=fmt,
         help="measure a model on a dataset or scenes",
         description="Accuracy, per-class precision/recall/F1, confusion matrix and "
         "ROC AUC on a dataset folder; or face recall/precision and per-class AP@0.5 "
-        "on annotated scene photos (--scenes).",
+        "on annotated scene photos (--scenes; the model is optional there).",
     )
-    p.add_argument("model", nargs="?", help="model folder or name (optional with --scenes)")
+    model_option(p, None, positional=True)
     p.add_argument("--data", help="dataset folder of class folders")
     p.add_argument(
         "--split",
@@ -347,18 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure on crops degraded to 24-48 px faces",
     )
     p.add_argument("--scenes", help="scene folder with annotations.json (face boxes + labels)")
-    p.add_argument("--detector", choices=DETECTOR_CHOICES, default="photo")
-    p.add_argument("--runtime", choices=("auto", "tflite", "keras"), default="auto")
+    pipeline_options(p, "photo")
     p.add_argument("--limit", type=int, default=0, help="use the first N scenes only")
     p.add_argument("--output", help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser(
+    p = command(
         "predict",
-        formatter_class=fmt,
         help="find faces and say mask / no mask",
         description="Detect and classify every face in each image. --json prints "
-        "JSON Lines, one object per image (the contract in DESIGN.md).",
+        "JSON Lines, one object per image (the contract in the README).",
     )
     p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, GIF or BMP)")
     p.add_argument("--json", action="store_true", help="print JSON Lines")
@@ -366,17 +357,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--whole-image", action="store_true", help="also classify each whole image as one face crop"
     )
     p.add_argument("--annotate", metavar="DIR", help="write annotated PNGs into DIR")
-    model_options(p)
+    model_option(p, DEFAULT_MODEL, positional=False)
+    pipeline_options(p, "photo")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser(
+    p = command(
         "export",
-        formatter_class=fmt,
         help="export a model to TFLite and TF.js",
         description="Write model.tflite, model_int8.tflite, tfjs/ and tfjs_float16/ "
         "into the model folder, each checked against Keras on real face crops.",
     )
-    p.add_argument("model", help="model folder or name")
+    model_option(p, None, positional=True)
     p.add_argument(
         "--data",
         help="dataset whose test split gives the check crops (default: the one in the card)",
@@ -385,22 +376,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tfjs", action="store_true")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser(
+    p = command(
         "video",
-        formatter_class=fmt,
         help="annotate a video file",
         description="Detect and classify faces on every frame of IN and write an "
         "annotated H.264 MP4 to OUT.",
     )
     p.add_argument("input", help="video file to read")
     p.add_argument("output", help="annotated .mp4 to write")
-    model_options(p, detector="webcam")
+    model_option(p, DEFAULT_MODEL, positional=False)
+    pipeline_options(p, "webcam")
     p.set_defaults(func=cmd_video)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. As a process (argv None) it keeps native log lines off stderr unless
+    --verbose is given (quiet_native_logs)."""
     args = build_parser().parse_args(argv)
+    if argv is None and not args.verbose:
+        quiet_native_logs()
     try:
         return args.func(args)
     except (FacemaskError, ValueError) as exc:

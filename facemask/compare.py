@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from facemask.classify import CARD_FILE, TFLITE_FILE, MaskClassifier
-from facemask.runs import read_history, read_json
+from facemask.classify import MaskClassifier
+from facemask.errors import FacemaskError
+from facemask.files import CARD_FILE, KERAS_FILE, TFLITE_FILE, is_servable, read_json
+from facemask.runs import read_history
 
 LATENCY_KEYS = ("per_face", "served", "tflite", "tflite_float", "median", "p50")
 """Where a card's latency_ms dict keeps the CPU latency of one face, in order of preference."""
@@ -84,6 +86,25 @@ def measure_latency_ms(classifier: MaskClassifier, runs: int = 20, warmup: int =
     return float(np.median(times))
 
 
+def unmeasured(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows whose card gives no latency but whose folder has a model to time."""
+    return [r for r in rows if r["latency_ms"] is None and is_servable(r["dir"])]
+
+
+def measure_rows(
+    rows: Iterable[Mapping[str, Any]], measured: dict[str, float]
+) -> list[FacemaskError]:
+    """Time each row's served model here (measure_latency_ms) into `measured`, keyed by model
+    folder; returns the error of each model that could not be loaded."""
+    failures = []
+    for row in rows:
+        try:
+            measured[row["dir"]] = measure_latency_ms(MaskClassifier(row["dir"]))
+        except FacemaskError as exc:
+            failures.append(exc)
+    return failures
+
+
 def served_file_mb(model_dir: str | os.PathLike, card: Mapping[str, Any]) -> float | None:
     """Size in MB of the file the app serves (card's files entry, else the file on disk)."""
     served = str(card.get("serving", {}).get("file") or TFLITE_FILE)
@@ -91,7 +112,7 @@ def served_file_mb(model_dir: str | os.PathLike, card: Mapping[str, Any]) -> flo
     if size is None:
         path = Path(model_dir) / served
         if not path.is_file():
-            path = Path(model_dir) / "model.keras"
+            path = Path(model_dir) / KERAS_FILE
         size = float(path.stat().st_size) if path.is_file() else None
     return None if size is None else size / 1e6
 
@@ -264,3 +285,61 @@ def _fmt(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+# -- display text (the Training page's table) ------------------------------------------------
+def display_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A comparison row as the table shows it: COLUMNS' titles, numbers formatted, "—" when
+    unknown; latency measured in this session is marked " *"."""
+    out = {}
+    for key, title in COLUMNS.items():
+        value = row.get(key)
+        if key in ("accuracy", "macro_f1", "small_face_accuracy") and value is not None:
+            value = f"{value:.1%}"
+        elif key == "parameters" and value is not None:
+            value = f"{value / 1e6:.2f} M"
+        elif key == "training_s" and value is not None:
+            value = f"{value / 60:.1f} min"
+        elif key == "latency_ms" and value is not None:
+            value = f"{value:.1f}" + (" *" if row.get("latency_measured_here") else "")
+        elif isinstance(value, float):
+            value = f"{value:.2f}"
+        out[title] = "—" if value is None else value
+    return out
+
+
+def with_measured_latency(row: Mapping[str, Any], measured: Mapping[str, float]) -> dict[str, Any]:
+    """The row, with a latency measured here (by model folder) where its card has none."""
+    here = measured.get(row["dir"])
+    if row["latency_ms"] is not None or here is None:
+        return dict(row)
+    return {**row, "latency_ms": here, "latency_measured_here": True}
+
+
+def size_text(n_bytes: float) -> str:
+    """A file size for a download button: "8.9 MB", "512 KB"."""
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e5 else f"{n_bytes / 1e3:.0f} KB"
+
+
+def table_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Captions under the comparison table: latency measured here; a backbone missing."""
+    notes = []
+    if any(r.get("latency_measured_here") for r in rows):
+        notes.append("Latency marked * was measured here, now, under this machine's current load.")
+    if not {"VGG-16", "MobileNetV2"} <= {r.get("architecture") for r in rows}:
+        notes.append(
+            "VGG-16 vs MobileNetV2: train the missing backbone above to see both side by side."
+        )
+    return notes
+
+
+def confusions(
+    rows: Sequence[Mapping[str, Any]],
+) -> list[tuple[str, str, list[str], list[list[int]]]]:
+    """(name, folder, labels, matrix) of each row's test confusion matrix (empty when its card
+    has none)."""
+    out = []
+    for row in rows:
+        labels, matrix = confusion(read_json(Path(row["dir"]) / CARD_FILE, {}))
+        out.append((row["name"], row["dir"], labels, matrix))
+    return out

@@ -23,21 +23,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from facemask.classify import (
-    DEFAULT_THREADS,
+from facemask.classify import DEFAULT_THREADS, TFLiteModel, load_keras_model, read_card
+from facemask.errors import ModelError
+from facemask.files import (
+    CARD_FILE,
     KERAS_FILE,
+    TFJS_DIR,
+    TFJS_F16_DIR,
+    TFJS_MIXED_DIR,
     TFLITE_FILE,
     TFLITE_INT8_FILE,
-    TFLiteModel,
-    read_card,
+    write_bytes,
+    write_json,
 )
-from facemask.errors import ModelError
-from facemask.runs import write_json
 
-TFJS_DIR = "tfjs"
-TFJS_F16_DIR = "tfjs_float16"
-TFJS_MIXED_DIR = "tfjs_mixed"
-"""The in-browser export: uint8 weights, float16 where 8 bits would cost the most accuracy."""
 BROWSER_MAX_BYTES = 2_500_000
 """A browser downloads at most this much classifier (model.json + weight shards)."""
 BROWSER_MIN_AGREEMENT = 99.0
@@ -91,20 +90,6 @@ def _check_crops(crops: np.ndarray, size: int | None = None, uint8: bool = False
     return crops
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write next to the target, then rename: no half-written file, nothing left on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _tflite_from_saved_model(
     saved_model: Path, out_path: Path, representative: np.ndarray | None, quantize: bool
 ) -> Path:
@@ -125,7 +110,8 @@ def _tflite_from_saved_model(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
-    _write_atomic(out_path, converter.convert())
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(out_path, converter.convert())
     return out_path
 
 
@@ -576,7 +562,7 @@ def export_browser(
     reason = tfjs_unavailable()
     if reason:
         raise ModelError(reason)
-    model = keras.saving.load_model(root / KERAS_FILE, compile=False, safe_mode=True)
+    model = load_keras_model(root / KERAS_FILE)
     reference = keras_probabilities(model, crops)
     _check_labels(reference, labels)
     metadata = {"facemask": {"labels": labels, "input_size": int(card["input_size"])}}
@@ -596,7 +582,7 @@ def export_browser(
     }
     card["files"] = {**files, **export["files"]}
     card["serving_browser"] = choose_browser_serving(card["exports"])
-    write_json(root / "card.json", card)
+    write_json(root / CARD_FILE, card)
     return export
 
 
@@ -668,12 +654,7 @@ def export_all(model_dir: str | os.PathLike, crops: np.ndarray, *, tfjs: bool = 
     labels = list(card["labels"])
     crops = _check_crops(crops, int(card["input_size"]), uint8=True)
     keras_path = root / KERAS_FILE
-    if not keras_path.is_file():
-        raise ModelError(f"{keras_path} is missing: there is no Keras model to export.")
-    try:
-        model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
-    except Exception as exc:  # keras raises many types for a bad file
-        raise ModelError(f"{keras_path} could not be loaded as a Keras model: {exc}") from exc
+    model = load_keras_model(keras_path)
     reference = keras_probabilities(model, crops)
     _check_labels(reference, labels)
     tfjs_reason = tfjs_unavailable()
@@ -760,5 +741,5 @@ def export_all(model_dir: str | os.PathLike, crops: np.ndarray, *, tfjs: bool = 
         card["serving_browser"] = choose_browser_serving(exports)
     else:
         card.pop("serving_browser", None)
-    write_json(root / "card.json", card)
+    write_json(root / CARD_FILE, card)
     return exports

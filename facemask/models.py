@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from facemask.errors import WeightsMissingError
+
+if TYPE_CHECKING:  # keras is imported where a model is built: the registry stays light
+    import keras
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,10 @@ class Backbone:
 
     key: str
     title: str
+    application: str
+    """The keras.applications constructor."""
+    preprocessing: str
+    """Input scaling: "tf" (to [-1, 1]) or "caffe" (RGB -> BGR, minus the ImageNet mean)."""
     weights_file: str
     fine_tune_layers: int
     """How many layers at the top of the base are unfrozen in the fine-tuning phase."""
@@ -32,12 +39,16 @@ BACKBONES: dict[str, Backbone] = {
     "mobilenetv2": Backbone(
         "mobilenetv2",
         "MobileNetV2",
+        "MobileNetV2",
+        "tf",
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
         fine_tune_layers=54,  # blocks 13-16 and the last 1x1 conv
     ),
     "vgg16": Backbone(
         "vgg16",
         "VGG-16",
+        "VGG16",
+        "caffe",
         "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         fine_tune_layers=4,  # block5: three convs and the pool
     ),
@@ -78,8 +89,10 @@ def get_backbone(key: str) -> Backbone:
         ) from None
 
 
-def _preprocess(backbone: str, x: keras.KerasTensor) -> keras.KerasTensor:
-    if backbone == "mobilenetv2":
+def _preprocess(spec: Backbone, x: keras.KerasTensor) -> keras.KerasTensor:
+    import keras
+
+    if spec.preprocessing == "tf":
         return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(x)
     # VGG-16 ("caffe" mode): RGB -> BGR and subtract the ImageNet mean, as a fixed 1x1 conv.
     to_bgr = keras.layers.Conv2D(3, 1, name="preprocess", trainable=False)
@@ -99,20 +112,19 @@ def build_classifier(
     dropout: float = 0.3,
 ) -> tuple[keras.Model, keras.Model]:
     """Build (classifier, base); input is RGB float in [0, 255]."""
+    import keras
+
+    spec = get_backbone(backbone)
     weights_path = resolve_weights(backbone, weights)
     shape = (input_size, input_size, 3)
-    if backbone == "mobilenetv2":
-        base = keras.applications.MobileNetV2(
-            input_shape=shape, include_top=False, weights=None, alpha=1.0
-        )
-    else:
-        base = keras.applications.VGG16(input_shape=shape, include_top=False, weights=None)
+    application = getattr(keras.applications, spec.application)
+    base = application(input_shape=shape, include_top=False, weights=None)
     if weights_path:
         base.load_weights(weights_path)
     # A pretrained base starts frozen (phase 1 trains the head); a random one trains throughout.
     base.trainable = weights_path is None
     inputs = keras.Input(shape=shape, name="image")
-    x = _preprocess(backbone, inputs)
+    x = _preprocess(spec, inputs)
     x = base(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
@@ -126,6 +138,8 @@ def unfreeze_top(base: keras.Model, layers: int) -> int:
 
     Returns how many layers are now trainable.
     """
+    import keras
+
     base.trainable = True
     cut = max(0, len(base.layers) - layers)
     count = 0

@@ -11,8 +11,11 @@ import cv2
 import numpy as np
 
 from facemask.classify import MaskClassifier, decide_indices
-from facemask.detect import Face, FaceDetector
+from facemask.detect import PHOTO, WEBCAM, DetectorSettings, Face, FaceDetector, box_iou
 from facemask.gate import check_frame
+
+DETECTOR_PRESETS: dict[str, DetectorSettings] = {"webcam": WEBCAM, "photo": PHOTO}
+"""The detector settings a user picks by name (CLI --detector; facemask.detect measures them)."""
 
 CROP_MARGIN = 0.25
 """Extra context around the detector's box, as a fraction of its longer side (masks sit low)."""
@@ -93,14 +96,6 @@ def crop_faces(
     return out
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 @dataclass
 class _Track:
     track_id: int
@@ -137,11 +132,13 @@ class FaceTracker:
         """Smooth this frame's detections against the tracks; return them with track ids."""
         unmatched = list(range(len(self._tracks)))
         smoothed: list[Detection] = []
-        for det in sorted(detections, key=lambda d: -d.detection_score):
+        ordered = sorted(detections, key=lambda d: -d.detection_score)
+        overlaps = box_iou([d.box for d in ordered], [t.box for t in self._tracks])
+        for i, det in enumerate(ordered):
             probs = np.asarray(det.probabilities, dtype=np.float32)
             best, best_iou = None, self.min_iou
-            for j in unmatched:
-                overlap = _iou(det.box, self._tracks[j].box)
+            for j in unmatched:  # a track matched earlier in this frame is out of the running
+                overlap = overlaps[i, j]
                 if overlap >= best_iou:
                     best, best_iou = j, overlap
             if best is None:

@@ -1,6 +1,6 @@
 """The run store: training runs on disk, written atomically, and the models the app can serve.
 
-Layout (DESIGN.md): runs/<id>/ holds a finished run (the model-directory contract plus
+Layout (docs/architecture.md): runs/<id>/ holds a finished run (the model-directory contract plus
 config.json, history.csv, metrics.json, events.jsonl). A run in progress lives in
 runs/.partial/<id>/ and appears in listings only once it is renamed into place, so a killed
 run never shows up as complete; it can be resumed from its last checkpoint.
@@ -9,7 +9,6 @@ run never shows up as complete; it can be resumed from its last checkpoint.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import shutil
@@ -17,26 +16,26 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facemask.classify import CARD_FILE, read_card
+from facemask import events
+from facemask.classify import read_card
 from facemask.errors import ModelError, RunError
+from facemask.files import (
+    CARD_FILE,
+    HISTORY_FILE,
+    LOG_FILE,
+    PID_FILE,
+    REPO_ROOT,
+    STATE_FILE,
+    is_servable,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = Path(os.environ.get("FACEMASK_MODELS_DIR", REPO_ROOT / "models"))
 RUNS_DIR = Path(os.environ.get("FACEMASK_RUNS_DIR", REPO_ROOT / "runs"))
 DEFAULT_MODEL = "mobilenetv2"
-
-EVENTS_FILE = "events.jsonl"
-HISTORY_FILE = "history.csv"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-STATE_FILE = "state.json"
-LOG_FILE = "train.log"
-PID_FILE = "train.pid"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -46,20 +45,6 @@ def safe_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise ModelError(f"{name!r} is not a valid model name (letters, digits, '.', '_', '-').")
     return name
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path, default: Any = None) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return default
 
 
 def read_history(run_dir: Path) -> list[dict[str, float | str]]:
@@ -78,34 +63,6 @@ def read_history(run_dir: Path) -> list[dict[str, float | str]]:
                     parsed[key] = value
             rows.append(parsed)
     return rows
-
-
-def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    """All progress events of a run (one JSON object per line; a torn last line is skipped)."""
-    path = Path(run_dir) / EVENTS_FILE
-    events = []
-    try:
-        with path.open() as handle:
-            for line in handle:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue
-    except OSError:
-        pass
-    return events
-
-
-class EventLog:
-    """Append-only progress events that the app reads while a run trains."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / EVENTS_FILE
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        record = {"time": round(time.time(), 3), "type": kind, **fields}
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
 
 
 @dataclass(frozen=True)
@@ -209,14 +166,10 @@ class RunStore:
         entries = []
         shipped = sorted(self.models_dir.iterdir()) if self.models_dir.is_dir() else []
         for path in shipped:
-            if (
-                (path / CARD_FILE).is_file()
-                and any(path.glob("model*.tflite"))
-                or (path / "model.keras").is_file()
-            ):
+            if (path / CARD_FILE).is_file() and is_servable(path):
                 entries.append(self._entry(path, "shipped"))
         for path in self.finished():
-            if any(path.glob("model*.tflite")) or (path / "model.keras").is_file():
+            if is_servable(path):
                 entries.append(self._entry(path, "run"))
         return [e for e in entries if e is not None]
 
@@ -286,28 +239,12 @@ class RunStore:
             raise RunError(f"Run {run_id} is training; cancel it first.")
         shutil.rmtree(self.partial_dir(run_id), ignore_errors=True)
 
-    def status(self, run_id: str) -> dict[str, Any]:
-        """Progress of a run for the UI: the last events folded into one dict."""
+    def status(self, run_id: str) -> events.RunStatus:
+        """Where a run stands, folded from its progress events (facemask.events)."""
         path = self.partial_dir(run_id)
         if not path.is_dir():
             path = self.root / safe_name(run_id)
-        state: dict[str, Any] = {
-            "run_id": run_id,
-            "dir": str(path),
-            "finished": path.parent == self.root,
-        }
-        for event in read_events(path):
-            state.setdefault("events", 0)
-            state["events"] += 1
-            state["last"] = event
-            state[event["type"]] = event
+        status = events.fold(run_id, path, path.parent == self.root, events.read_events(path))
         running = self.active()
-        state["running"] = bool(running and running[0] == run_id)
-        return state
-
-
-def iter_cards(paths: list[Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in paths:
-        card = read_json(path / CARD_FILE)
-        if isinstance(card, dict):
-            yield path, card
+        status.running = bool(running and running[0] == run_id)
+        return status

@@ -5,16 +5,14 @@ exported run directory, is `train()`."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import platform
-import shlex
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ import numpy as np
 
 from facemask import __version__
 from facemask.augment import BARE_LABEL
-from facemask.classify import CARD_FILE, KERAS_FILE
+from facemask.config import TrainConfig
 from facemask.data import (
     CropSet,
     DatasetScan,
@@ -41,65 +39,45 @@ from facemask.evaluate import (
     degrade,
     small_face_metrics,
 )
-from facemask.models import build_classifier, get_backbone, unfreeze_top
-from facemask.runs import (
-    CONFIG_FILE,
-    HISTORY_FILE,
-    METRICS_FILE,
-    STATE_FILE,
+from facemask.events import (
+    Batch,
+    Cancelled,
+    Done,
+    Epoch,
+    EpochBegin,
+    Error,
     EventLog,
-    RunStore,
-    read_history,
+    Progress,
+    Stage,
+)
+from facemask.files import (
+    BEST_FILE,
+    CARD_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    DATA_REPORT_FILE,
+    HISTORY_FILE,
+    KERAS_FILE,
+    METRICS_FILE,
+    PID_FILE,
+    STATE_FILE,
+    atomic_path,
+    portable_path,
     read_json,
     write_json,
 )
+from facemask.models import build_classifier, get_backbone, unfreeze_top
+from facemask.runs import RunStore, read_history
 
 TRAINING_DETECTOR = DetectorSettings(model="short", min_score=0.5, min_face=12)
 """Measured on 300 training photos: the short-range model finds 97% of their faces (95% of the
 masked ones), the full-range model 84%; tight crops are retried padded (facemask.data)."""
 HARD_COPIES = 2
 """Extra copies of each hard negative in the fine-tuning data."""
-CHECKPOINT_FILE = "checkpoint.weights.h5"
-BEST_FILE = "best.weights.h5"
 HISTORY_COLUMNS = (
     "epoch", "phase", "phase_epoch", "loss", "accuracy", "val_loss", "val_accuracy",
     "learning_rate", "seconds", "images_per_s",
 )  # fmt: skip
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run (saved as config.json; `--resume` reads it back)."""
-
-    data: str
-    backbone: str = "mobilenetv2"
-    input_size: int = 128
-    epochs_head: int = 6
-    epochs_fine: int = 6
-    fine_tune_layers: int | None = None  # None: the backbone's default; 0: no fine-tuning
-    batch_size: int = 32
-    lr_head: float = 1e-3
-    lr_fine: float = 1e-4
-    augment: bool = True
-    bare_weight: float = 1.0  # loss weight of faces without a mask (the class photos confuse)
-    hard_negatives: float = 0.0  # share of bare training faces repeated in fine-tuning
-    weights: str = "imagenet"
-    patience: int = 3
-    seed: int = 0
-    limit_per_class: int | None = None  # for quick trials and tests
-    export_tfjs: bool = True
-    labels: list[str] | None = None
-    name: str | None = None
-    command: str = field(default_factory=lambda: shlex.join(["facemask", *sys.argv[1:]]))
-
-    def __post_init__(self) -> None:
-        get_backbone(self.backbone)  # ValueError with the list of backbones
-        if not 32 <= self.input_size <= 512:
-            raise ValueError("input size must be between 32 and 512 px.")
-        if self.epochs_head < 1 or self.epochs_fine < 0:
-            raise ValueError("epochs: at least 1 for the head, 0 or more for fine-tuning.")
-        if self.fine_tune_layers is None:
-            self.fine_tune_layers = get_backbone(self.backbone).fine_tune_layers
 
 
 class TrainingCancelled(Exception):
@@ -134,9 +112,8 @@ class _StopRequests:
 
 def _save_weights(model, path: Path) -> None:
     """Write weights atomically: a crash or kill mid-write leaves the previous file intact."""
-    tmp = path.with_name(f".tmp-{path.name}")  # keeps the .weights.h5 ending Keras needs
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # keeps the .weights.h5 ending Keras needs
+        model.save_weights(tmp)
 
 
 def train(
@@ -158,7 +135,7 @@ def train(
         if not isinstance(saved, dict):
             raise RunError(f"Run {run_id} has nothing to resume: no config.json in {run_dir}.")
         config = TrainConfig(**{**saved, "command": f"{saved.get('command')}  # resumed"})
-        (run_dir / "train.pid").write_text(str(os.getpid()))
+        (run_dir / PID_FILE).write_text(str(os.getpid()))
     else:
         run_dir = store.create(run_id)
         write_json(run_dir / CONFIG_FILE, asdict(config))
@@ -168,12 +145,13 @@ def train(
     started = time.time()
     try:
         keras.utils.set_random_seed(config.seed)
-        events.emit("stage", stage="data", message=f"Checking the images in {config.data}")
+        dataset = Path(config.data).name
+        events.emit(Stage("data", f"Checking the images in {dataset}"))
         log(f"run {run_id}: checking the images in {config.data}")
         scan = scan_dataset(
             config.data,
             config.labels,
-            progress=lambda d, t: events.emit("progress", stage="data", done=d, total=t),
+            progress=lambda d, t: events.emit(Progress("data", d, t)),
             limit_per_class=config.limit_per_class,
         )
         labels = list(scan.labels)
@@ -181,16 +159,16 @@ def train(
         for path, reason in scan.skipped[:20]:
             log(f"  skipped {path}: {reason}")
         splits = split_dataset(scan, seed=config.seed)
-        events.emit("stage", stage="crops", message="Finding and cropping faces (cached)")
+        events.emit(Stage("crops", "Finding and cropping faces (cached)"))
         log("  finding faces with the inference detector and cropping them (cached)")
         detector = FaceDetector(TRAINING_DETECTOR)
         crops = extract_crops(
             scan.items,
             detector,
-            progress=lambda d, t: events.emit("progress", stage="crops", done=d, total=t),
+            progress=lambda d, t: events.emit(Progress("crops", d, t)),
         )
         data_report = _data_report(scan, splits, crops)
-        write_json(run_dir / "data_report.json", data_report)
+        write_json(run_dir / DATA_REPORT_FILE, data_report)
         log(f"  {data_report['summary']}")
         size = config.input_size
         x = {name: resize_crops(crops.crops[idx], size) for name, idx in splits.items()}
@@ -211,7 +189,7 @@ def train(
         if (run_dir / BEST_FILE).is_file():
             model.load_weights(run_dir / BEST_FILE)  # the epoch with the lowest val_loss
 
-        events.emit("stage", stage="evaluate", message="Evaluating on the held-out test split")
+        events.emit(Stage("evaluate", "Evaluating on the held-out test split"))
         metrics = _evaluate(model, x, y, labels)
         write_json(run_dir / METRICS_FILE, metrics)
         log(_metrics_line(metrics))
@@ -220,27 +198,27 @@ def train(
         card = _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, started)
         write_json(run_dir / CARD_FILE, card)
 
-        events.emit("stage", stage="export", message="Exporting to TFLite and TF.js")
+        events.emit(Stage("export", "Exporting to TFLite and TF.js"))
         log("  exporting to TFLite (float, int8) and TF.js, checked against Keras")
         export_and_record(run_dir, x["test"], y["test"], tfjs=config.export_tfjs)
         for leftover in (CHECKPOINT_FILE, BEST_FILE):
             (run_dir / leftover).unlink(missing_ok=True)
+        write_json(run_dir / CONFIG_FILE, _record(config))  # the data path made portable
         final = store.finalize(run_id)
-        events_final = EventLog(final)
-        events_final.emit("done", run_dir=str(final), seconds=round(time.time() - started, 1))
+        EventLog(final).emit(Done(run_id, round(time.time() - started, 1)))
         log(f"run {run_id} finished in {time.time() - started:.0f} s: {final}")
         return final
     except TrainingCancelled:
-        events.emit("cancelled", message="Stopped; resume it to continue from the last epoch.")
+        events.emit(Cancelled("Stopped; resume it to continue from the last epoch."))
         log(f"run {run_id} stopped; resume with: facemask train --resume --run-id {run_id}")
         raise
     except Exception as exc:
-        events.emit("error", message=str(exc) or type(exc).__name__)
+        events.emit(Error(str(exc) or type(exc).__name__))
         raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        (run_dir / "train.pid").unlink(missing_ok=True)
+        (run_dir / PID_FILE).unlink(missing_ok=True)
 
 
 class _Fitter:
@@ -361,9 +339,7 @@ class _Progress(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.epoch_start = time.time()
         self.epoch_index = epoch
-        self.fitter.events.emit(
-            "epoch_begin", phase=self.phase, epoch=epoch + 1, epochs=self.epochs
-        )
+        self.fitter.events.emit(EpochBegin(self.phase, epoch + 1, self.epochs))
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
         now = time.time()
@@ -373,8 +349,8 @@ class _Progress(keras.callbacks.Callback):
         elapsed = now - self.epoch_start
         eta = elapsed / (batch + 1) * (self.batches - batch - 1)
         self.fitter.events.emit(
-            "batch", phase=self.phase, epoch=self.epoch_index + 1, epochs=self.epochs,
-            batch=batch + 1, batches=self.batches, eta_s=round(eta, 1), logs=_round(logs),
+            Batch(self.phase, self.epoch_index + 1, self.epochs, batch + 1, self.batches,
+                  eta_s=round(eta, 1), logs=_round(logs))
         )  # fmt: skip
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
@@ -409,8 +385,8 @@ class _Progress(keras.callbacks.Callback):
                 round(seconds, 2), round(rate, 1),
             ])  # fmt: skip
         fitter.events.emit(
-            "epoch", phase=self.phase, epoch=epoch + 1, epochs=self.epochs, logs=logs,
-            seconds=round(seconds, 2), images_per_s=round(rate, 1),
+            Epoch(self.phase, epoch + 1, self.epochs, logs, seconds=round(seconds, 2),
+                  images_per_s=round(rate, 1))
         )  # fmt: skip
 
 
@@ -514,7 +490,7 @@ def _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, st
         ),
         "parameters": {"total": int(model.count_params()), "trainable_at_end": trainable},
         "dataset": {
-            "path": str(scan.root),
+            "path": portable_path(scan.root),
             "name": scan.root.name,
             "provenance": _provenance(scan.root),
             **{
@@ -567,5 +543,6 @@ def _provenance(root: Path) -> str:
     return "not recorded (no SOURCE.md in the dataset folder)"
 
 
-def config_json(config: TrainConfig) -> str:
-    return json.dumps(asdict(config), indent=2)
+def _record(config: TrainConfig) -> dict:
+    """config.json as a finished run keeps it: the dataset named portably (files.portable_path)."""
+    return {**asdict(config), "data": portable_path(config.data)}

@@ -28,9 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from facemask.card import scene_errors_markdown, tradeoff_markdown  # noqa: E402
-from facemask.classify import TFLITE_FILE, TFLITE_INT8_FILE, MaskClassifier, read_card  # noqa: E402
+from facemask.classify import MaskClassifier, read_card  # noqa: E402
 from facemask.evaluate import choose_threshold, classification_metrics  # noqa: E402
 from facemask.export import interleaved_ms_per_crop  # noqa: E402
+from facemask.files import TFLITE_FILE, TFLITE_INT8_FILE  # noqa: E402
 
 MASKED, BARE = "with_mask", "without_mask"
 

@@ -1,0 +1,255 @@
+"""Training progress events: one typed record per kind, the only schema of a run's events.jsonl.
+
+The trainer (facemask.train) emits them, the run store (RunStore.status) folds them into a
+RunStatus, and the Training page reads that, attribute by attribute. One JSON object per line:
+`{"time": <unix s>, "type": <kind>, <the fields of that kind>}`.
+
+    stage        stage, message                        a step of the run begins
+    progress     stage, done, total                    images checked / cropped so far
+    epoch_begin  phase, epoch, epochs                  phase is "head" or "fine"
+    batch        phase, epoch, epochs, batch, batches, eta_s, logs   (at most one a second)
+    epoch        phase, epoch, epochs, logs, seconds, images_per_s
+    done         run_id, seconds                       the run is finished and in place
+    cancelled    message                               stopped on request; resumable
+    error        message                               failed; the message is for the user
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from facemask.files import EVENTS_FILE
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: ClassVar[str] = "stage"
+    stage: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    kind: ClassVar[str] = "progress"
+    stage: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class EpochBegin:
+    kind: ClassVar[str] = "epoch_begin"
+    phase: str
+    epoch: int
+    epochs: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    kind: ClassVar[str] = "batch"
+    phase: str
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    eta_s: float
+    logs: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Epoch:
+    kind: ClassVar[str] = "epoch"
+    phase: str
+    epoch: int
+    epochs: int
+    logs: dict[str, float]
+    seconds: float
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class Done:
+    kind: ClassVar[str] = "done"
+    run_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    kind: ClassVar[str] = "cancelled"
+    message: str
+
+
+@dataclass(frozen=True)
+class Error:
+    kind: ClassVar[str] = "error"
+    message: str
+
+
+Event = Stage | Progress | EpochBegin | Batch | Epoch | Done | Cancelled | Error
+KINDS: dict[str, type[Event]] = {
+    cls.kind: cls for cls in (Stage, Progress, EpochBegin, Batch, Epoch, Done, Cancelled, Error)
+}
+FITTING = (EpochBegin, Batch, Epoch)
+"""Events sent while Keras fits (the page shows the phase rather than the stage then)."""
+
+
+def to_record(event: Event, when: float | None = None) -> dict[str, Any]:
+    """The JSON object of one event."""
+    return {"time": round(time.time() if when is None else when, 3), "type": event.kind,
+            **asdict(event)}  # fmt: skip
+
+
+def parse(record: dict[str, Any]) -> Event:
+    """The typed event of one JSON object; ValueError when its kind or a field is missing."""
+    cls = KINDS.get(record.get("type", ""))
+    if cls is None:
+        raise ValueError(f"unknown event type {record.get('type')!r}")
+    missing = [f.name for f in fields(cls) if f.name not in record]
+    if missing:
+        raise ValueError(f"{cls.kind} event without {', '.join(missing)}")
+    return cls(**{f.name: record[f.name] for f in fields(cls)})
+
+
+class EventLog:
+    """A run's events.jsonl, appended to by the trainer while the app reads it."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.path = Path(run_dir) / EVENTS_FILE
+
+    def emit(self, event: Event) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(to_record(event)) + "\n")
+
+
+def read_events(run_dir: str | os.PathLike) -> list[Event]:
+    """A run's events in order; a torn last line or a record of no known kind is skipped."""
+    events = []
+    try:
+        with (Path(run_dir) / EVENTS_FILE).open() as handle:
+            for line in handle:
+                try:
+                    events.append(parse(json.loads(line)))
+                except ValueError:  # json.JSONDecodeError is a ValueError too
+                    continue
+    except OSError:
+        pass
+    return events
+
+
+@dataclass
+class RunStatus:
+    """Where a run stands: its last event, and the latest of each kind the page shows."""
+
+    run_id: str
+    dir: Path
+    finished: bool
+    running: bool = False
+    events: int = 0
+    last: Event | None = None
+    stage: Stage | None = None
+    progress: Progress | None = None
+    batch: Batch | None = None
+    epoch: Epoch | None = None
+
+    @property
+    def fitting(self) -> bool:
+        """Keras is (or was, when it stopped) fitting a phase."""
+        return isinstance(self.last, FITTING)
+
+    @property
+    def stopped(self) -> Cancelled | Error | None:
+        """The event that ended the run early, if that is how it ended."""
+        return self.last if isinstance(self.last, (Cancelled, Error)) else None
+
+
+def fold(run_id: str, run_dir: Path, finished: bool, events: list[Event]) -> RunStatus:
+    """A RunStatus from a run's events (the latest of each kind wins)."""
+    status = RunStatus(run_id, run_dir, finished, events=len(events))
+    for event in events:
+        status.last = event
+        for name in ("stage", "progress", "batch", "epoch"):
+            if event.kind == name:
+                setattr(status, name, event)
+    return status
+
+
+# -- how the Training page words a status (pure text, tested without Streamlit) -----------------
+PHASES = {"head": "Training the new head (base frozen)", "fine": "Fine-tuning the top of the base"}
+
+
+def eta_text(seconds: float | None) -> str:
+    """Time left as "1 min 05 s" or "42 s"; a dash when unknown."""
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def metrics_text(logs: dict[str, float]) -> str:
+    """Keras logs as "loss 0.3000 · accuracy 0.9000" (the learning rate left out)."""
+    return " · ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in logs.items() if k != "lr")
+
+
+def stage_text(status: RunStatus) -> str:
+    """What the run is doing (or was doing when it stopped)."""
+    if status.fitting:
+        return PHASES.get(getattr(status.last, "phase", ""), "Training")
+    if status.stage:
+        return status.stage.message
+    return "" if status.running else "stopped before its first step"
+
+
+def batch_text(batch: Batch) -> str:
+    """The progress bar's caption for the batch being fitted."""
+    return (
+        f"Phase {batch.phase} · epoch {batch.epoch}/{batch.epochs} · "
+        f"batch {batch.batch}/{batch.batches} · ETA of the epoch {eta_text(batch.eta_s)}"
+    )
+
+
+def epoch_text(epoch: Epoch) -> str:
+    """One line about the last finished epoch."""
+    return (
+        f"Last finished epoch: {epoch.phase} {epoch.epoch}/{epoch.epochs} in "
+        f"{epoch.seconds:.0f} s ({epoch.images_per_s:.0f} images/s) · " + metrics_text(epoch.logs)
+    )
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """What the page draws for a run, in words: each part None when it has nothing to say."""
+
+    stage: str | None
+    bar: tuple[float, str] | None  # (fraction done, caption): the progress bar
+    now: str | None  # the metrics of the batch being fitted
+    last_epoch: str | None
+    warning: str | None  # why a run that is not running stopped
+
+
+def status_view(status: RunStatus) -> StatusView:
+    """A RunStatus in words: a running run shows its progress; one that is not running shows
+    where it stopped and why, without progress bars."""
+    last, batch, bar, now = status.last, status.batch, None, None
+    if status.running and isinstance(last, Progress) and last.total:
+        bar = (min(last.done / last.total, 1.0), f"{last.stage}: {last.done} of {last.total}")
+    if batch and status.fitting and status.running:
+        bar = (min(batch.batch / max(batch.batches, 1), 1.0), batch_text(batch))
+        now = "Now: " + metrics_text(batch.logs)
+    warning = None
+    if status.stopped:
+        warning = status.stopped.message
+    elif not status.running:
+        warning = "The training process ended without finishing (killed or crashed)."
+    return StatusView(
+        stage_text(status) or None,
+        bar,
+        now,
+        epoch_text(status.epoch) if status.epoch else None,
+        warning,
+    )
