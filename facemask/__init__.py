@@ -1,6 +1,6 @@
 """facemask: real-time face-mask detection.
 
-One data flow serves every surface (see DESIGN.md):
+One data flow serves every surface (see docs/architecture.md):
 frame -> FaceDetector.detect -> crop_faces -> MaskClassifier.predict -> [Detection] -> annotate.
 """
 

@@ -14,7 +14,7 @@ def _mb(n: Any) -> str:
 
 
 def card_markdown(card: dict[str, Any]) -> str:
-    """MODEL_CARD.md text for a card (DESIGN.md model-directory contract)."""
+    """MODEL_CARD.md text for a card (the model-folder contract in docs/architecture.md)."""
     metrics = card.get("metrics", {})
     test, small, val = (metrics.get(k, {}) for k in ("test", "test_small_faces", "val"))
     labels = card.get("labels", [])

@@ -1,4 +1,4 @@
-"""MaskClassifier: loads a model directory (DESIGN.md contract) and classifies face crops."""
+"""MaskClassifier: loads a model folder (docs/architecture.md) and classifies face crops."""
 
 from __future__ import annotations
 

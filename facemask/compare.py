@@ -1,6 +1,6 @@
 """Side-by-side comparison of trained models (cards and histories) and its plotly figures.
 
-Pure functions over model directories (DESIGN.md contract): `comparison_rows` reads card.json
+Pure functions over model folders (docs/architecture.md): `comparison_rows` reads card.json
 files, `curves` reads history.csv. The figure builders return plotly figures; nothing here
 imports streamlit.
 """

@@ -45,7 +45,7 @@ class Detection:
     track_id: int | None = None
 
     def as_json(self) -> dict:
-        """The per-face object of the `predict --json` contract (DESIGN.md)."""
+        """The per-face object of the `predict --json` contract (README, docs/architecture.md)."""
         return {
             "box": [int(v) for v in self.box],
             "label": self.label,

@@ -1,4 +1,4 @@
-"""Per-image results in the `predict --json` contract of DESIGN.md, shared by CLI and app."""
+"""Per-image results in the `predict --json` contract (README), shared by CLI and app."""
 
 from __future__ import annotations
 

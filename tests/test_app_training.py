@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from facemask import events
 from facemask.cli import build_parser
 from facemask.runs import RunStore
 
@@ -147,20 +147,13 @@ def write_partial_run(runs: Path, run_id: str, pid: int | None) -> Path:
     run_dir = runs / ".partial" / run_id
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps({"backbone": "mobilenetv2", "data": "/d/mini"}))
-    now = time.time()
-    events = [
-        {"type": "stage", "stage": "crops", "message": "Finding and cropping faces (cached)"},
-        {"type": "epoch_begin", "phase": "head", "epoch": 1, "epochs": 6},
-        {"type": "epoch", "phase": "head", "epoch": 1, "epochs": 6, "seconds": 40.0,
-         "images_per_s": 60.0, "logs": {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.4,
-                                         "val_accuracy": 0.85}},
-        {"type": "epoch_begin", "phase": "head", "epoch": 2, "epochs": 6},
-        {"type": "batch", "phase": "head", "epoch": 2, "epochs": 6, "batch": 10, "batches": 40,
-         "eta_s": 65.0, "logs": {"loss": 0.3, "accuracy": 0.9}},
-    ]  # fmt: skip
-    with (run_dir / "events.jsonl").open("w") as handle:
-        for event in events:
-            handle.write(json.dumps({"time": now, **event}) + "\n")
+    log = events.EventLog(run_dir)  # written as the trainer writes them (facemask.events)
+    log.emit(events.Stage("crops", "Finding and cropping faces (cached)"))
+    log.emit(events.EpochBegin("head", 1, 6))
+    epoch_logs = {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85}
+    log.emit(events.Epoch("head", 1, 6, epoch_logs, seconds=40.0, images_per_s=60.0))
+    log.emit(events.EpochBegin("head", 2, 6))
+    log.emit(events.Batch("head", 2, 6, 10, 40, eta_s=65.0, logs={"loss": 0.3, "accuracy": 0.9}))
     (run_dir / "history.csv").write_text(
         "epoch,phase,phase_epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n"
         "1,head,1,0.5,0.8,0.4,0.85,0.001,40.0\n"
@@ -258,9 +251,8 @@ def test_comparison_curves_and_exports(folders, tiny_model_dir: Path) -> None:
 
 def test_a_cancelled_run_is_resumed_with_resume(folders, monkeypatch) -> None:
     run_dir = write_partial_run(folders["runs"], "20260101-000000-mobilenetv2", pid=None)
-    with (run_dir / "events.jsonl").open("a") as handle:
-        message = "Stopped; resume it to continue from the last epoch."
-        handle.write(json.dumps({"time": time.time(), "type": "cancelled", "message": message}))
+    message = "Stopped; resume it to continue from the last epoch."
+    events.EventLog(run_dir).emit(events.Cancelled(message))
     launched: list[tuple[list[str], str]] = []
     monkeypatch.setattr(
         RunStore, "launch", lambda self, args, run_id: launched.append((args, run_id)) or 0

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from facemask.cli import build_parser
+from facemask.cli import _model_arg, build_parser
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -67,3 +67,34 @@ def test_evaluate_prints_metrics_and_writes_json(tiny_model_dir, mini_dataset, t
     metrics = json.loads(out.read_text())
     assert metrics["all"]["n"] == 48 and sum(map(sum, metrics["all"]["confusion"])) == 48
     assert "accuracy_by_side_px" in metrics["small_faces"]
+
+
+def test_the_command_is_quiet_unless_verbose(face_images):
+    """TensorFlow, LiteRT, mediapipe and CUDA stubs log from C++; none of it reaches stderr."""
+    photo = str(face_images[0])
+    quiet = run("predict", photo)
+    assert quiet.returncode == 0 and quiet.stdout.startswith(f"{photo}: ")
+    assert quiet.stderr == ""
+    verbose = run("predict", photo, "--verbose")
+    assert verbose.stdout == quiet.stdout and verbose.stderr  # the libraries do talk
+    missing = run("predict", "no-such-photo.jpg")  # the command's own messages still show
+    assert missing.returncode == 1
+    assert (
+        missing.stderr == "error: no-such-photo.jpg could not be read: No such file or directory.\n"
+    )
+
+
+def test_every_command_names_its_model_the_same_way():
+    parser = build_parser()
+    for argv in (
+        ["predict", "a.jpg"],
+        ["video", "in.mp4", "out.mp4"],
+        ["evaluate", "--data", "d"],
+        ["export"],
+    ):
+        args = parser.parse_args([*argv, "--model", "runs/20260101-000000-vgg16"])
+        assert _model_arg(args) == "runs/20260101-000000-vgg16", argv
+    positional = parser.parse_args(["export", "mobilenetv2"])  # the short form stays
+    assert _model_arg(positional) == "mobilenetv2"
+    result = run("export", "vgg16", "--model", "mobilenetv2")
+    assert result.returncode == 2 and "Two models given" in result.stderr

@@ -12,8 +12,9 @@ from conftest import has_imagenet_weights
 
 from facemask.classify import MaskClassifier
 from facemask.errors import DatasetError, RunError, WeightsMissingError
+from facemask.events import Cancelled, Done, Epoch, Error, read_events
 from facemask.models import build_classifier
-from facemask.runs import RunStore, read_events, read_history
+from facemask.runs import RunStore, read_history
 from facemask.train import (
     CHECKPOINT_FILE,
     TrainConfig,
@@ -48,7 +49,12 @@ def test_finished_run_follows_the_model_directory_contract(tiny_model_dir: Path)
     history = read_history(tiny_model_dir)
     assert [row["phase"] for row in history] == ["head"] * 2 + ["fine"]
     assert all(row["images_per_s"] > 0 for row in history)
-    assert read_events(tiny_model_dir)[-1]["type"] == "done"
+    assert read_events(tiny_model_dir)[-1] == Done("tiny", read_events(tiny_model_dir)[-1].seconds)
+    # the records name the dataset portably (relative to the repository), never a machine path
+    assert json.loads((tiny_model_dir / "config.json").read_text())["data"] == (
+        "tests/data/mini-dataset"
+    )
+    assert card["dataset"]["path"] == "tests/data/mini-dataset"
     # the served model really classifies: TFLite and Keras runtimes agree on the test crops
     assert MaskClassifier(tiny_model_dir).runtime == "tflite"
 
@@ -66,7 +72,7 @@ def test_missing_class_stops_before_training(tmp_path, mini_dataset):
     with pytest.raises(DatasetError):
         train(config, store, run_id="bad", log=lambda _: None)
     assert store.finished() == []
-    assert read_events(store.partial_dir("bad"))[-1]["type"] == "error"
+    assert isinstance(read_events(store.partial_dir("bad"))[-1], Error)
 
 
 def test_missing_imagenet_weights_name_the_file(monkeypatch, tmp_path):
@@ -114,10 +120,10 @@ def test_cancelled_run_is_not_listed_and_resumes_to_completion(tmp_path, mini_da
     with pytest.raises(RunError, match="one training at a time"):
         store.launch(args, "second")
     events = lambda: read_events(store.partial_dir("cancel-me"))  # noqa: E731
-    _wait_for(lambda: any(e["type"] == "epoch" for e in events()), 180, "a first epoch")
+    _wait_for(lambda: any(isinstance(e, Epoch) for e in events()), 180, "a first epoch")
     assert store.cancel("cancel-me")
     _wait_for(lambda: store.active() is None, 60, "the training to stop")
-    assert events()[-1]["type"] == "cancelled"
+    assert isinstance(events()[-1], Cancelled)
     assert store.finished() == [] and store.in_progress()[0].name == "cancel-me"
     done_before = len(read_history(store.partial_dir("cancel-me")))
     assert done_before >= 1

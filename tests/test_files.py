@@ -1,0 +1,71 @@
+"""Model and run folders: atomic writes, portable paths, what is servable and downloadable."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from facemask.datasets import check_dataset, dataset_choices
+from facemask.errors import DatasetError
+from facemask.files import (
+    REPO_ROOT,
+    atomic_path,
+    downloadable,
+    is_servable,
+    portable_path,
+    read_json,
+    write_json,
+    zip_folder,
+)
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_litter(tmp_path: Path) -> None:
+    target = tmp_path / "card.json"
+    write_json(target, {"name": "old"})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text('{"name": "half')
+        raise RuntimeError("killed mid-write")
+    assert read_json(target) == {"name": "old"}
+    assert [p.name for p in tmp_path.iterdir()] == ["card.json"]
+    with atomic_path(tmp_path / "best.weights.h5") as tmp:
+        assert tmp.name.endswith("best.weights.h5")  # Keras checks the file name's ending
+        tmp.write_bytes(b"w")
+    assert (tmp_path / "best.weights.h5").read_bytes() == b"w"
+    assert read_json(tmp_path / "missing.json", {}) == {}
+
+
+def test_portable_paths_are_repository_relative_or_a_folder_name(tmp_path: Path) -> None:
+    assert portable_path(REPO_ROOT / "tests" / "data" / "mini-dataset") == "tests/data/mini-dataset"
+    assert portable_path(REPO_ROOT) == "."
+    assert portable_path(tmp_path / "datasets" / "faces") == "faces"
+
+
+def test_servable_and_downloadable_files(tmp_path: Path, tiny_model_dir: Path) -> None:
+    assert is_servable(tiny_model_dir) and not is_servable(tmp_path)
+    assert downloadable(tiny_model_dir, "model.tflite") == tiny_model_dir / "model.tflite"
+    assert downloadable(tiny_model_dir, "tfjs") is None  # the tiny model has no TF.js export
+    (tmp_path / "tfjs").mkdir()
+    assert downloadable(tmp_path, "tfjs") is None  # a folder without model.json is not one
+    (tmp_path / "tfjs" / "model.json").write_text("{}")
+    (tmp_path / "tfjs" / "group1-shard1of1.bin").write_bytes(b"\0" * 10)
+    assert downloadable(tmp_path, "tfjs") == tmp_path / "tfjs"
+    with zipfile.ZipFile(io.BytesIO(zip_folder(tmp_path / "tfjs"))) as archive:
+        assert archive.namelist() == ["tfjs/group1-shard1of1.bin", "tfjs/model.json"]
+        assert archive.read("tfjs/model.json") == b"{}"
+
+
+def test_a_dataset_is_chosen_among_the_root_sub_folders_only(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for folder in ("faces/with_mask", "faces/without_mask", ".hidden/with_mask"):
+        (root / folder).mkdir(parents=True)
+    for name in ("faces/with_mask/a.jpg", "faces/without_mask/b.jpg"):
+        (root / name).write_bytes((REPO_ROOT / "tests/data/faces/astronaut.jpg").read_bytes())
+    choices = dataset_choices([root])
+    assert choices == {"data/faces": root / "faces"}
+    assert check_dataset(root / "faces", [root]) == {"with_mask": 1, "without_mask": 1}
+    for outside in (root / "faces" / "with_mask", tmp_path, root / ".hidden"):
+        with pytest.raises(DatasetError, match="not inside a dataset folder this app may read"):
+            check_dataset(outside, [root])

@@ -1,0 +1,69 @@
+"""The repository explains itself and carries nothing of the machine it was made on."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|root|home|tmp)/")
+"""An absolute path of a development machine (a user's home, a scratch or work folder)."""
+
+
+def committed_files() -> list[Path]:
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    return [REPO / name.decode() for name in listed if name and (REPO / name.decode()).is_file()]
+
+
+def text(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:  # weights, images, videos
+        return None
+
+
+def test_no_committed_file_carries_a_machine_path() -> None:
+    found = []
+    for path in committed_files():
+        content = text(path)
+        for number, line in enumerate((content or "").splitlines(), start=1):
+            if MACHINE_PATH.search(line):
+                found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:120]}")
+    assert not found, "\n".join(found)
+    assert MACHINE_PATH.search('"command": "facemask train --data /home/me/faces"')
+    assert not MACHINE_PATH.search("--data tests/data/mini-dataset or ~/tmp/x or a/work/b")
+
+
+def test_code_and_readme_send_readers_to_the_repository_own_notes() -> None:
+    places = [REPO / "README.md", REPO / "app.py", REPO / "ui.py"]
+    places += sorted((REPO / "facemask").rglob("*.py")) + sorted((REPO / "app_pages").glob("*.py"))
+    pointing = [str(p.relative_to(REPO)) for p in places if "DESIGN.md" in p.read_text()]
+    assert not pointing
+    assert "docs/architecture.md" in (REPO / "README.md").read_text()
+
+
+def test_the_layout_and_the_architecture_name_every_module() -> None:
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :].split("\n## ", 1)[0]
+    architecture = (REPO / "docs" / "architecture.md").read_text()
+    modules = [p.stem for p in (REPO / "facemask").glob("*.py") if p.stem != "__init__"]
+    pages = [p.name for p in (REPO / "app_pages").glob("*.py")]
+    for name in modules:
+        assert re.search(rf"\b{name}\b", layout), f"README Layout misses facemask/{name}.py"
+        assert f"`facemask/{name}.py`" in architecture, f"architecture.md misses {name}.py"
+    for page in pages:
+        assert page in layout and page in architecture, page
+    tracked = {p.relative_to(REPO).parts[0] for p in committed_files()}
+    folders = {name for name in tracked if (REPO / name).is_dir() and not name.startswith(".")}
+    for folder in folders:
+        assert f"{folder}/" in layout, f"README Layout misses {folder}/"
+    for tool in (REPO / "tools").iterdir():
+        assert tool.name in layout, tool.name
