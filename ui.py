@@ -14,22 +14,21 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 
 from facemask.card import decision_text
 from facemask.classify import MaskClassifier
 from facemask.compare import latency_per_face_ms, served_file_mb
-from facemask.detect import PHOTO, WEBCAM, DetectorSettings, FaceDetector
+from facemask.detect import PHOTO, DetectorSettings, FaceDetector
 from facemask.errors import FacemaskError
+from facemask.files import CARD_FILE
 from facemask.live import SessionSlots, max_sessions_from_env
-from facemask.pipeline import Pipeline
+from facemask.pipeline import DETECTOR_PRESETS, Pipeline
 from facemask.runs import DEFAULT_MODEL, MODELS_DIR, RUNS_DIR, ModelEntry, RunStore
 
 log = logging.getLogger("facemask.app")
 
-DETECTOR_PRESETS: dict[str, DetectorSettings] = {"webcam": WEBCAM, "photo": PHOTO}
 PRESET_CAPTIONS = {
     "webcam": "Webcam preset (live pages): one fast pass over each frame.",
     "photo": "Photo preset (uploads): the whole image plus tiles, for small faces.",
@@ -93,7 +92,7 @@ def get_pipeline(
     if min_face is not None:
         changes["min_face"] = int(min_face)
     model_dir = get_store().resolve_model(model_name)
-    mtime = (model_dir / "card.json").stat().st_mtime
+    mtime = (model_dir / CARD_FILE).stat().st_mtime
     return _pipeline(str(model_dir), mtime, dataclasses.replace(preset, **changes))
 
 
@@ -288,8 +287,3 @@ def require_model() -> str:
         )
         st.stop()
     return name
-
-
-def repo_root() -> Path:
-    """The repository folder (where app.py lives)."""
-    return Path(__file__).resolve().parent

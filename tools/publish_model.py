@@ -26,10 +26,21 @@ sys.path.insert(0, str(REPO))
 
 from facemask.card import card_markdown  # noqa: E402
 from facemask.classify import read_card  # noqa: E402
+from facemask.files import (  # noqa: E402
+    CARD_FILE,
+    CONFIG_FILE,
+    DATA_REPORT_FILE,
+    EVENTS_FILE,
+    HISTORY_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    MODEL_CARD_MD,
+    PID_FILE,
+)
 from facemask.runs import safe_name  # noqa: E402
 
-RECORDS = ("card.json", "config.json", "history.csv", "metrics.json", "data_report.json")
-PATH_RECORDS = ("card.json", "config.json", "events.jsonl")
+RECORDS = (CARD_FILE, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, DATA_REPORT_FILE)
+PATH_RECORDS = (CARD_FILE, CONFIG_FILE, EVENTS_FILE)
 
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:])/[\w.+-]+(?:/[\w.+-]+)*")
@@ -94,7 +105,7 @@ def main() -> None:
     if target.exists():
         shutil.rmtree(target)
     if args.only is None:
-        shutil.copytree(args.run_dir, target, ignore=shutil.ignore_patterns("*.pid", "train.log"))
+        shutil.copytree(args.run_dir, target, ignore=shutil.ignore_patterns(PID_FILE, LOG_FILE))
     else:
         target.mkdir(parents=True)
         for name in [*RECORDS, *args.only]:
@@ -104,7 +115,7 @@ def main() -> None:
             elif src.is_file():
                 shutil.copy2(src, target / name)
     _relativise_records(target)
-    card = json.loads((target / "card.json").read_text())
+    card = json.loads((target / CARD_FILE).read_text())
     card["name"] = args.name
     if args.threshold:
         label, _, value = args.threshold.partition("=")
@@ -124,9 +135,9 @@ def main() -> None:
             mine = row.get("model") == args.name and row.get("input_size") == card["input_size"]
             if mine and row.get("ms_per_crop"):
                 card["latency_ms"] = {k: round(v, 3) for k, v in row["ms_per_crop"].items()}
-    (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (target / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     read_card(target)  # the card must still load (labels, size, thresholds)
-    (target / "MODEL_CARD.md").write_text(card_markdown(card))
+    (target / MODEL_CARD_MD).write_text(card_markdown(card))
     print(target)
 
 
