@@ -15,9 +15,15 @@ from facemask.compare import (
     confusion_figure,
     curves,
     curves_figure,
+    display_row,
     latency_per_face_ms,
     macro_f1,
     measure_latency_ms,
+    measure_rows,
+    size_text,
+    table_notes,
+    unmeasured,
+    with_measured_latency,
 )
 from facemask.runs import read_history
 
@@ -143,3 +149,38 @@ def test_latency_is_measured_with_the_served_file(tiny_model_dir: Path) -> None:
     latency = measure_latency_ms(classifier, runs=5, warmup=1)
     assert classifier.runtime == "tflite"
     assert 0.0 < latency < 2000.0
+
+
+def test_the_table_text_of_a_row(tmp_path: Path) -> None:
+    (row,) = comparison_rows([write_model(tmp_path / "vgg-run", VGG_CARD)])
+    shown = display_row(row)
+    assert list(shown) == list(COLUMNS.values())
+    assert shown["Test accuracy"] == "90.0%" and shown["Parameters"] == "14.78 M"
+    assert shown["Training time"] == "90.0 min" and shown["CPU latency / face (ms)"] == "310.0"
+    unknown = display_row({**row, "latency_ms": None, "small_face_accuracy": None})
+    assert unknown["CPU latency / face (ms)"] == "—" and unknown["Small-face accuracy"] == "—"
+    assert table_notes([row]) == [
+        "VGG-16 vs MobileNetV2: train the missing backbone above to see both side by side."
+    ]
+    assert [size_text(n) for n in (512_000, 8_900_000, 12_345)] == ["0.5 MB", "8.9 MB", "12 KB"]
+
+
+def test_latency_measured_here_fills_only_cards_without_it(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    no_latency = {k: v for k, v in VGG_CARD.items() if k != "latency_ms"}
+    empty = write_model(tmp_path / "cardonly", no_latency)  # a card, no model file to time
+    rows = comparison_rows([tiny_model_dir, empty, write_model(tmp_path / "v", VGG_CARD)])
+    rows[0]["latency_ms"] = None  # as if the tiny model's card had none
+    assert [r["dir"] for r in unmeasured(rows)] == [str(tiny_model_dir)]  # servable and unknown
+    measured: dict[str, float] = {}
+    assert measure_rows(unmeasured(rows), measured) == []
+    assert list(measured) == [str(tiny_model_dir)] and measured[str(tiny_model_dir)] > 0
+    (failure,) = measure_rows([rows[1]], measured)  # nothing to load there: one sentence
+    assert str(failure).endswith("this folder has no Keras model.")
+    filled = [with_measured_latency(r, measured) for r in rows]
+    assert filled[0]["latency_ms"] == measured[str(tiny_model_dir)]
+    assert filled[0]["latency_measured_here"] and "latency_measured_here" not in filled[2]
+    assert filled[2]["latency_ms"] == 310.0  # a card's own figure is never replaced
+    assert display_row(filled[0])["CPU latency / face (ms)"].endswith(" *")
+    assert table_notes(filled)[0].startswith("Latency marked * was measured here")
