@@ -101,8 +101,8 @@ FITTING = (EpochBegin, Batch, Epoch)
 
 def to_record(event: Event, when: float | None = None) -> dict[str, Any]:
     """The JSON object of one event."""
-    return {"time": round(time.time() if when is None else when, 3), "type": event.kind,
-            **asdict(event)}  # fmt: skip
+    stamp = round(time.time() if when is None else when, 3)
+    return {"time": stamp, "type": event.kind, **asdict(event)}
 
 
 def parse(record: dict[str, Any]) -> Event:
@@ -173,9 +173,8 @@ def fold(run_id: str, run_dir: Path, finished: bool, events: list[Event]) -> Run
     status = RunStatus(run_id, run_dir, finished, events=len(events))
     for event in events:
         status.last = event
-        for name in ("stage", "progress", "batch", "epoch"):
-            if event.kind == name:
-                setattr(status, name, event)
+        if isinstance(event, (Stage, Progress, Batch, Epoch)):
+            setattr(status, event.kind, event)  # RunStatus has one field per such kind
     return status
 
 
