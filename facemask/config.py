@@ -134,46 +134,39 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="model name written in the card (default: the run id)")
 
 
+NEGATED_FLAGS = {"augment": "--no-augment", "export_tfjs": "--no-tfjs"}
+"""True-by-default fields and the flag that turns each off."""
+NOT_FLAGS = ("labels", "command")
+"""Fields no flag sets: the labels come from the dataset, the command is recorded."""
+
+
+def _flag(name: str) -> str:
+    return NEGATED_FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of parsed `facemask train` flags."""
-    return TrainConfig(
-        data=str(args.data or ""),
-        backbone=args.backbone,
-        input_size=args.input_size,
-        epochs_head=args.epochs_head,
-        epochs_fine=args.epochs_fine,
-        fine_tune_layers=args.fine_tune_layers,
-        batch_size=args.batch_size,
-        lr_head=args.lr_head,
-        lr_fine=args.lr_fine,
-        augment=not args.no_augment,
-        weights=args.weights,
-        patience=args.patience,
-        seed=args.seed,
-        limit_per_class=args.limit_per_class,
-        export_tfjs=not args.no_tfjs,
-        name=args.name,
-    )
+    """The TrainConfig of parsed `facemask train` flags (each field from its flag, by name)."""
+    values = {}
+    for f in fields(TrainConfig):
+        if f.name in NOT_FLAGS:
+            continue
+        dest = _flag(f.name).removeprefix("--").replace("-", "_")
+        values[f.name] = not getattr(args, dest) if f.name in NEGATED_FLAGS else getattr(args, dest)
+    values["data"] = str(values["data"] or "")
+    return TrainConfig(**values)
 
 
 def train_args(config: TrainConfig) -> list[str]:
-    """`facemask train` flags that give back `config` (labels and command aside)."""
-    args = ["--data", config.data, "--backbone", config.backbone]
-    args += ["--input-size", str(config.input_size)]
-    args += ["--epochs-head", str(config.epochs_head), "--epochs-fine", str(config.epochs_fine)]
-    args += ["--fine-tune-layers", str(config.fine_tune_layers)]
-    args += ["--batch-size", str(config.batch_size)]
-    args += ["--lr-head", repr(config.lr_head), "--lr-fine", repr(config.lr_fine)]
-    args += ["--weights", config.weights, "--patience", str(config.patience)]
-    args += ["--seed", str(config.seed)]
-    if config.limit_per_class is not None:
-        args += ["--limit-per-class", str(config.limit_per_class)]
-    if not config.augment:
-        args.append("--no-augment")
-    if not config.export_tfjs:
-        args.append("--no-tfjs")
-    if config.name:
-        args += ["--name", config.name]
+    """`facemask train` flags that give back `config` (its labels and command aside)."""
+    args: list[str] = []
+    for f in fields(TrainConfig):
+        value = getattr(config, f.name)
+        if f.name in NOT_FLAGS or value is None:
+            continue
+        if f.name in NEGATED_FLAGS:
+            args += [] if value else [_flag(f.name)]
+        else:
+            args += [_flag(f.name), repr(value) if isinstance(value, float) else str(value)]
     return args
 
 
