@@ -25,6 +25,12 @@ def quiet_native_logs() -> None:
     """
     for key, value in NATIVE_LOG_ENV.items():
         os.environ.setdefault(key, value)
+    try:  # TensorFlow's Python side logs through absl, to sys.stderr
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # pragma: no cover - absl comes with TensorFlow and mediapipe
+        pass
     sys.stderr.flush()
     real = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -209,16 +215,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from facemask.classify import read_card
     from facemask.data import extract_crops, resize_crops, scan_dataset, split_dataset
+    from facemask.datasets import find_dataset
     from facemask.detect import FaceDetector
-    from facemask.files import REPO_ROOT
     from facemask.train import TRAINING_DETECTOR, export_and_record
 
     if not _model_arg(args):
         raise FacemaskError("Say which model to export: a model folder or name.")
     model_dir = _model_dir(_model_arg(args))
     card = read_card(model_dir)
-    recorded = card.get("dataset", {}).get("path")  # relative to the repository (portable)
-    data = args.data or (str(REPO_ROOT / recorded) if recorded else None)
+    recorded = card.get("dataset", {}).get("path")  # portable: files.portable_path
+    data = args.data or (find_dataset(recorded) if recorded else None)
     if not data or not Path(data).is_dir():
         raise FacemaskError("Export checks the exports on real face crops: give --data DIR.")
     scan = scan_dataset(data, labels=card["labels"])

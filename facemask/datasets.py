@@ -39,3 +39,11 @@ def check_dataset(folder: Path, roots: list[Path]) -> dict[str, int]:
     if not any(folder.parent == root for root in roots) or folder.name.startswith("."):
         raise DatasetError(f"{folder} is not inside a dataset folder this app may read.")
     return class_counts(folder)
+
+
+def find_dataset(recorded: str, roots: list[Path] | None = None) -> Path | None:
+    """The folder a record names (files.portable_path): a path relative to the repository, or
+    the name of a folder in one of the dataset roots; None when it is not on this machine."""
+    candidates = [REPO_ROOT / recorded]
+    candidates += [root / recorded for root in (dataset_roots() if roots is None else roots)]
+    return next((path for path in candidates if path.is_dir()), None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from facemask.datasets import check_dataset, dataset_choices
+from facemask.datasets import check_dataset, dataset_choices, find_dataset
 from facemask.errors import DatasetError
 from facemask.files import (
     REPO_ROOT,
@@ -69,3 +69,10 @@ def test_a_dataset_is_chosen_among_the_root_sub_folders_only(tmp_path: Path) -> 
     for outside in (root / "faces" / "with_mask", tmp_path, root / ".hidden"):
         with pytest.raises(DatasetError, match="not inside a dataset folder this app may read"):
             check_dataset(outside, [root])
+
+
+def test_a_recorded_dataset_is_found_again_by_its_portable_name(tmp_path: Path) -> None:
+    (tmp_path / "faces").mkdir()
+    assert find_dataset("tests/data/mini-dataset", []) == REPO_ROOT / "tests/data/mini-dataset"
+    assert find_dataset("faces", [tmp_path]) == tmp_path / "faces"
+    assert find_dataset("chandrikadeb7-face-mask", [tmp_path]) is None
