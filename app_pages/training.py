@@ -8,6 +8,7 @@ Widgets and calls only: the logic is in facemask (config, datasets, events, comp
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import streamlit as st
@@ -27,6 +28,11 @@ LAYERS_HELP = ", ".join(f"{b.fine_tune_layers} for {b.title}" for b in BACKBONES
 _WATCH_KEY = "training_watch"
 
 
+def _default(choices: Iterable, field: str) -> int:
+    """Where TrainConfig's default for `field` is among a widget's choices."""
+    return list(choices).index(DEFAULTS[field])
+
+
 def _title(backbone: str | None) -> str:
     return BACKBONES[backbone].title if backbone in BACKBONES else "?"
 
@@ -39,9 +45,8 @@ def training_form(store: RunStore) -> None:
     with st.form("train_form"):
         st.markdown("**Train a new model**")
         left, right = st.columns(2)
-        backbone = left.selectbox(
-            "Backbone", list(BACKBONES), format_func=_title, key="form_backbone"
-        )
+        first = _default(BACKBONES, "backbone")
+        backbone = left.selectbox("Backbone", list(BACKBONES), first, _title, key="form_backbone")
         dataset = right.selectbox(
             "Dataset folder",
             list(choices),
@@ -52,10 +57,11 @@ def training_form(store: RunStore) -> None:
             if roots
             else "No dataset folder: put one under data/ or set FACEMASK_DATA_DIR.",
         )
+        start = _default(WEIGHTS_CHOICES, "weights")
         weights = left.selectbox(
-            "Start from", WEIGHTS_CHOICES, format_func=WEIGHTS_TEXT.get, key="form_weights"
+            "Start from", WEIGHTS_CHOICES, start, WEIGHTS_TEXT.get, key="form_weights"
         )
-        size_index = INPUT_SIZES.index(DEFAULTS["input_size"])
+        size_index = _default(INPUT_SIZES, "input_size")
         size = right.selectbox("Image size (px)", INPUT_SIZES, index=size_index, key="form_size")
         head = left.number_input(
             "Epochs, head (base frozen)", 1, 100, DEFAULTS["epochs_head"], key="form_epochs_head"
