@@ -14,7 +14,9 @@ from pathlib import Path
 from conftest import has_imagenet_weights
 from test_train import _wait_for
 
-from facemask.runs import STATE_FILE, RunStore, read_events, read_history, read_json
+from facemask.events import EpochBegin, read_events
+from facemask.files import STATE_FILE, read_json
+from facemask.runs import RunStore, read_history
 
 EPOCHS = 5
 WEIGHTS = "imagenet" if has_imagenet_weights() else "none"
@@ -30,7 +32,7 @@ def test_sigkill_mid_epoch_loses_at_most_that_epoch(tmp_path: Path, mini_dataset
     partial = store.partial_dir("killed")
 
     def in_epoch(n: int) -> bool:
-        return any(e["type"] == "epoch_begin" and e["epoch"] >= n for e in read_events(partial))
+        return any(isinstance(e, EpochBegin) and e.epoch >= n for e in read_events(partial))
 
     _wait_for(lambda: in_epoch(2), 900, "the second epoch to begin")
     time.sleep(0.3)  # into the epoch: between its checkpoints
@@ -43,7 +45,7 @@ def test_sigkill_mid_epoch_loses_at_most_that_epoch(tmp_path: Path, mini_dataset
     assert [p.name for p in store.in_progress()] == ["killed"] and store.active() is None
     state = read_json(partial / STATE_FILE)
     done = int(state["epoch"])
-    begun = max(e["epoch"] for e in read_events(partial) if e["type"] == "epoch_begin")
+    begun = max(e.epoch for e in read_events(partial) if isinstance(e, EpochBegin))
     assert done >= begun - 1 >= 1  # only the epoch that was running is lost
     assert done < EPOCHS, "the kill came too late to test anything"
     rows = [int(row["epoch"]) for row in read_history(partial)]
@@ -60,9 +62,7 @@ def test_sigkill_mid_epoch_loses_at_most_that_epoch(tmp_path: Path, mini_dataset
     assert store.finished() == [run_dir] and store.in_progress() == []
     assert [m.name for m in store.models()] == ["killed"]
     assert [int(row["epoch"]) for row in read_history(run_dir)] == list(range(1, EPOCHS + 1))
-    begins = collections.Counter(
-        e["epoch"] for e in read_events(run_dir) if e["type"] == "epoch_begin"
-    )
+    begins = collections.Counter(e.epoch for e in read_events(run_dir) if isinstance(e, EpochBegin))
     assert set(begins) == set(range(1, EPOCHS + 1))
     assert sum(n - 1 for n in begins.values()) <= 1  # one epoch trained twice, at most
     assert (run_dir / "model.tflite").is_file() and not (run_dir / STATE_FILE).exists()
