@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|root|home|tmp)/")
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|root|home|tmp)/[\w.-]")
 """An absolute path of a development machine (a user's home, a scratch or work folder)."""
 
 
