@@ -28,8 +28,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facemask.classify import DEFAULT_THREADS, MaskClassifier  # noqa: E402
+from facemask.classify import DEFAULT_THREADS, MaskClassifier, load_keras_model  # noqa: E402
 from facemask.detect import WEBCAM, FaceDetector, model_bytes  # noqa: E402
+from facemask.files import KERAS_FILE  # noqa: E402
 from facemask.images import load_image  # noqa: E402
 from facemask.pipeline import Pipeline, crop_faces  # noqa: E402
 from facemask.runs import RunStore  # noqa: E402
@@ -120,9 +121,7 @@ def main() -> None:
     fast_peak = peak_mb()  # before mediapipe and Keras come in
 
     tasks = FaceDetector(dataclasses.replace(WEBCAM, backend="tasks"))
-    import keras
-
-    keras_model = keras.saving.load_model(model_dir / "model.keras", compile=False, safe_mode=True)
+    keras_model = load_keras_model(model_dir / KERAS_FILE)
 
     def naive(frame: np.ndarray) -> None:
         faces = detector.detect(frame)

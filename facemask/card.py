@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from facemask.files import TFLITE_FILE, TFLITE_INT8_FILE
+
 
 def _pct(value: Any) -> str:
     return f"{value:.1%}" if isinstance(value, (int, float)) else "n/a"
@@ -149,7 +151,7 @@ def tradeoff_markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {row['input_size']} px | {_pct(row.get('test_accuracy'))} | "
             f"{_pct(row.get('small_faces_accuracy'))} | {_pct(scene.get('accuracy'))} | "
-            f"{ms(row, 'model.tflite')} | {ms(row, 'model_int8.tflite')} | "
+            f"{ms(row, TFLITE_FILE)} | {ms(row, TFLITE_INT8_FILE)} | "
             + (f"{agreement:g}% |" if isinstance(agreement, (int, float)) else "n/a |")
         )
     return "\n".join(lines) + "\n"
@@ -200,7 +202,7 @@ def scene_errors_markdown(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         chosen = row.get("chosen_threshold") or {}
         threshold = chosen.get("threshold")
-        ms = row.get("ms_per_crop", {}).get("model.tflite")
+        ms = row.get("ms_per_crop", {}).get(TFLITE_FILE)
         lines.append(
             f"| {row.get('label', row.get('model'))} | {_pct(row.get('test_accuracy'))} | "
             f"{_pct(row.get('small_faces_accuracy'))} | {errors(row.get('scene_faces_argmax'))} | "
