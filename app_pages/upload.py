@@ -125,7 +125,7 @@ def video_section(model: str, s: ui.Settings) -> None:
     small_faces = st.toggle(
         "Look for small faces too (slower)",
         key="video_small_faces",
-        help="Uses the photo detector (YuNet plus a close-up pass) on every frame instead of the fast one.",
+        help="Runs the photo detector (YuNet, close-ups too) on every frame, not the fast one.",
     )
     detector = "photo" if small_faces else "webcam"
     key = (video.file_id, model, s.min_score, s.min_face, detector)
