@@ -33,6 +33,7 @@ import av
 import numpy as np
 
 from facemask.errors import FacemaskError
+from facemask.files import write_json
 from facemask.pipeline import (
     LABEL_TEXT,
     Detection,
@@ -290,10 +291,6 @@ class LiveProcessor:
                 self._last_error,
             )
 
-    def clear_history(self) -> None:
-        with self._state_lock:
-            self._history.clear()
-
     def _write_status(self) -> None:
         """Write this session's counters into the status file, next to the other sessions'.
 
@@ -323,10 +320,8 @@ class LiveProcessor:
                 "failed": sum(e["failed"] for e in sessions.values()),
                 "sessions": {str(k): v for k, v in sessions.items()},
             }
-            tmp = path.with_name(f".{path.name}.tmp")
             try:
-                tmp.write_text(json.dumps(status))
-                os.replace(tmp, path)
+                write_json(path, status)
             except OSError:
                 log.warning("could not write the status file %s", path, exc_info=True)
 

@@ -138,9 +138,9 @@ class RunStore:
     def finalize(self, run_id: str) -> Path:
         """Move a completed run into place atomically (one rename)."""
         src, dst = self.partial_dir(run_id), self.root / safe_name(run_id)
+        os.replace(src, dst)  # NOTE: rename first: a kill before it leaves a resumable run
         for leftover in (PID_FILE, STATE_FILE):
-            (src / leftover).unlink(missing_ok=True)
-        os.replace(src, dst)
+            (dst / leftover).unlink(missing_ok=True)
         return dst
 
     # -- listings --------------------------------------------------------------------

@@ -244,6 +244,9 @@ class _Fitter:
         self.state = state  # {"phase": ..., "epoch": epochs done in it, "best": val_loss}
         if not state:
             _write_history_header(run_dir / HISTORY_FILE)
+        else:  # a kill between history.csv and state.json may have left one row too many
+            head = config.epochs_head if state["phase"] == "fine" else 0
+            _trim_history(run_dir / HISTORY_FILE, head + int(state["epoch"]))
 
     def phase(self, model, name: str, epochs: int, learning_rate: float) -> None:
         done = self._epochs_done(name)
@@ -375,15 +378,16 @@ class _Progress(keras.callbacks.Callback):
             state["best"] = val_loss
             _save_weights(self.model, fitter.run_dir / BEST_FILE)
         state.update(phase=self.phase, epoch=epoch + 1)
-        write_json(fitter.run_dir / STATE_FILE, state)
-        fitter.state = state
         global_epoch = epoch + 1 + (fitter.config.epochs_head if self.phase == "fine" else 0)
+        # NOTE: history before state: a kill between them leaves a row that resume trims
         with (fitter.run_dir / HISTORY_FILE).open("a", newline="") as handle:
             csv.writer(handle).writerow([
                 global_epoch, self.phase, epoch + 1, logs.get("loss"), logs.get("accuracy"),
                 logs.get("val_loss"), logs.get("val_accuracy"), self.learning_rate,
                 round(seconds, 2), round(rate, 1),
             ])  # fmt: skip
+        write_json(fitter.run_dir / STATE_FILE, state)
+        fitter.state = state
         fitter.events.emit(
             Epoch(self.phase, epoch + 1, self.epochs, logs, seconds=round(seconds, 2),
                   images_per_s=round(rate, 1))
@@ -425,6 +429,20 @@ def _round(logs: dict | None) -> dict[str, float]:
 def _write_history_header(path: Path) -> None:
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerow(HISTORY_COLUMNS)
+
+
+def _trim_history(path: Path, epochs_done: int) -> None:
+    """Keep the header and the rows of the first `epochs_done` epochs (global numbering)."""
+    if not path.is_file():
+        _write_history_header(path)
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= epochs_done]
+    if len(kept) == len(rows) - 1:
+        return
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        csv.writer(handle).writerows([HISTORY_COLUMNS, *kept])
 
 
 def _data_report(scan: DatasetScan, splits: dict[str, list[int]], crops: CropSet) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 
 from facemask import gate
 from facemask.errors import VideoError
+from facemask.files import atomic_path
 from facemask.pipeline import FaceTracker, Pipeline, annotate
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v")
@@ -145,16 +146,10 @@ def annotate_video(
             limit = min(limit, max(1, int(max_frames)))
         total = _expected_frames(stream, fps, limit)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(suffix=".mp4", prefix=".partial-", dir=dst.parent)
-        os.close(handle)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_path(dst) as tmp:  # a cancelled or failed job leaves no file
             summary = _transcode(
                 container, stream, tmp, pipeline, fps, limit, total, progress, stop
             )
-            os.replace(tmp, dst)
-        finally:
-            tmp.unlink(missing_ok=True)
     finally:
         container.close()
     if summary["frames"] == 0:

@@ -198,3 +198,18 @@ def test_hard_negatives_repeat_the_most_mask_like_bare_faces(
     labels = np.concatenate([batch_y.numpy() for _, batch_y in fit.train_ds])
     assert int((labels == 1).sum()) == n_bare + HARD_COPIES * n_hard  # bare faces only
     assert int((labels == 0).sum()) == int((y == 0).sum())
+
+
+def test_resume_trims_a_history_row_written_after_the_last_saved_state(tmp_path: Path) -> None:
+    """A SIGKILL between history.csv and state.json leaves one row that resume must drop."""
+    from facemask.train import HISTORY_COLUMNS, _trim_history
+
+    path = tmp_path / "history.csv"
+    rows = [HISTORY_COLUMNS] + [[e, "head", e, 0.5, 0.8, 0.4, 0.9, 1e-3, 10, 50] for e in (1, 2, 3)]
+    path.write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    _trim_history(path, 2)
+    kept = path.read_text().splitlines()
+    assert kept[0].split(",") == list(HISTORY_COLUMNS)
+    assert [line.split(",")[0] for line in kept[1:]] == ["1", "2"]
+    _trim_history(path, 2)  # nothing more to drop: unchanged
+    assert path.read_text().splitlines() == kept
