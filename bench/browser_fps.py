@@ -32,6 +32,7 @@ from test_browser_e2e import (  # noqa: E402
     _chromium,
     _free_port,
     camera_picture,
+    cpu_seconds,
     write_y4m,
 )
 
@@ -41,12 +42,6 @@ FACES = REPO / "tests" / "data" / "faces"
 PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg", "without_mask_00001.jpg")
 BROWSER_IFRAME = 'iframe[title="browser_live.browser_live"]'
 WARM_UP_S = 6.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load() -> str:

@@ -39,6 +39,8 @@ from test_browser_e2e import (  # noqa: E402  (the browser test's harness: one w
     _wait_for,
     browsers,
     camera_picture,
+    cpu_seconds,
+    process_memory_mb,
     start_app,
     write_y4m,
 )
@@ -62,12 +64,6 @@ def py_spy() -> str:
     """The py-spy executable installed next to this Python (requirements-dev.txt)."""
     local = Path(sys.executable).with_name("py-spy")
     return str(local) if local.exists() else shutil.which("py-spy") or "py-spy"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(root: int) -> set[int]:
@@ -97,13 +93,6 @@ def browsers_cpu_seconds(server: int) -> dict[int, float]:
         except (OSError, IndexError):
             pass
     return seconds
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def sessions(status_file: Path) -> dict[str, dict]:
@@ -180,7 +169,7 @@ def run(n: int, seconds: float, clip: Path, work: Path, profile: Path | None) ->
             "latency": [after[k]["latency_ms"] for k in after],
             "cpu": 100 * (cpu1 - cpu0) / (t1 - t0),
             "browsers_cpu": 100 * browser_s / (t1 - t0),
-            "rss": peak_rss_mb(app.pid),
+            "rss": process_memory_mb(app.pid)["peak_rss_mb"],
             "load": (load0, load1),
         }
 

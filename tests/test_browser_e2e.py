@@ -217,15 +217,26 @@ def app_server(
         yield app
 
 
-def _server_memory(pid: int) -> dict:
-    """Current and peak resident memory of the app server (Linux /proc), also written to
-    test-output/app-memory.json for the README's figures."""
+def process_memory_mb(pid: int) -> dict[str, float]:
+    """Current and peak resident memory of a process in MB (Linux /proc): rss_mb, peak_rss_mb."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
         if name in ("VmRSS", "VmHWM"):
             fields[name] = int(value.split()[0]) / 1024  # kB -> MB
-    memory = {"rss_mb": round(fields["VmRSS"]), "peak_rss_mb": round(fields["VmHWM"])}
+    return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_memory(pid: int) -> dict:
+    """Current and peak resident memory of the app server, also written to
+    test-output/app-memory.json for the README's figures."""
+    memory = {k: round(v) for k, v in process_memory_mb(pid).items()}
     (REPO / "test-output").mkdir(exist_ok=True)
     (REPO / "test-output" / "app-memory.json").write_text(json.dumps(memory) + "\n")
     return memory
