@@ -88,8 +88,8 @@ class DetectorSettings:
 
 WEBCAM = DetectorSettings(model="short", min_score=0.5, min_face=20, backend="litert")
 """Live 640x480 frames: one short-range BlazeFace pass run directly through LiteRT. bench/latency.py
-measured 1.9 ms median per frame with one face (2.5 ms with three) on the shared 2-core machine at
-load 3.9; the same model through mediapipe's Tasks graph took 2.5 ms in that run."""
+measured 1.2 ms median per frame with one face (1.3 ms with three) on a quiet 2-core machine; the
+same model through mediapipe's Tasks graph took 2.0 ms (2.2 ms) in that run."""
 PHOTO = DetectorSettings(
     model="yunet",
     min_score=0.6,
