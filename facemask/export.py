@@ -515,15 +515,12 @@ def _browser_export(
     if truth is not None:
         check["accuracy"] = _accuracy(probs, truth)
         check["keras_accuracy"] = _accuracy(reference, truth)
-    files = _file_sizes(out_dir.parent, [p for p in out_dir.rglob("*") if p.is_file()])
     kept = plan.get("float16", [])
-    return {
-        "dir": out_dir.name, "files": files, "bytes": sum(files.values()),
-        "format": "tfjs_graph_model",
-        "quantization": f"uint8 weights, {len(kept)} tensors float16 (small ones first, then "
-        "those 8 bits hurt most) within the download budget",
-        "float16_weights": kept, **check,
-    }  # fmt: skip
+    quantization = (
+        f"uint8 weights, {len(kept)} tensors float16 (small ones first, then those 8 bits hurt "
+        "most) within the download budget"
+    )
+    return _tfjs_record(out_dir, quantization, check, float16_weights=kept)
 
 
 def choose_browser_serving(exports: dict[str, Any]) -> dict[str, str]:
@@ -591,6 +588,18 @@ def export_browser(
 
 def _file_sizes(root: Path, paths: Sequence[Path]) -> dict[str, int]:
     return {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(paths)}
+
+
+def _tfjs_record(
+    out_dir: Path, quantization: str, check: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """The card's record of one TF.js export folder: its files and bytes, how it was
+    quantized, and what checking it measured."""
+    files = _file_sizes(out_dir.parent, [p for p in out_dir.rglob("*") if p.is_file()])
+    return {
+        "dir": out_dir.name, "files": files, "bytes": sum(files.values()),
+        "format": "tfjs_graph_model", "quantization": quantization, **extra, **check,
+    }  # fmt: skip
 
 
 def choose_serving(exports: dict[str, Any]) -> dict[str, str]:
@@ -704,12 +713,8 @@ def export_all(model_dir: str | os.PathLike, crops: np.ndarray, *, tfjs: bool = 
                 check = _verify_tfjs(reference[few], out_dir, crops[few], labels)
             if not quantize:
                 _broken("float TF.js", check)
-            files = _file_sizes(stage, [p for p in out_dir.rglob("*") if p.is_file()])
-            exports[key] = {
-                "dir": key, "files": files, "bytes": sum(files.values()),
-                "format": "tfjs_graph_model",
-                "quantization": "float16 weights" if quantize else "none (float32)", **check,
-            }  # fmt: skip
+            quantization = "float16 weights" if quantize else "none (float32)"
+            exports[key] = _tfjs_record(out_dir, quantization, check)
             staged.append(key)
 
         if tfjs and not tfjs_reason:  # the browser export is chosen by measuring it
