@@ -111,12 +111,16 @@ class SessionSlots:
             if now - seen > self._idle_s:
                 del self._last_seen[owner]
 
+    def _refuses(self, owner: int | None) -> bool:
+        """Under the lock, idle slots expired: `owner` holds none and none is free."""
+        return owner not in self._last_seen and len(self._last_seen) >= self.capacity
+
     def claim(self, owner: int) -> bool:
         """Take (or keep) a slot for `owner`; False when all slots are held by others."""
         now = time.monotonic()
         with self._lock:
             self._expire(now)
-            if owner not in self._last_seen and len(self._last_seen) >= self.capacity:
+            if self._refuses(owner):
                 return False
             self._last_seen[owner] = now
             return True
@@ -134,7 +138,7 @@ class SessionSlots:
         """Whether a new session (or `owner`, if it holds no slot) would be refused now."""
         with self._lock:
             self._expire(time.monotonic())
-            return owner not in self._last_seen and len(self._last_seen) >= self.capacity
+            return self._refuses(owner)
 
     def in_use(self) -> int:
         with self._lock:
