@@ -8,7 +8,7 @@ partly covered, and the classifier has to look at the mask, not at the sharpness
 Bare faces get their own hard cases, the ones real photos show a mask-only training set never
 did: something in front of the mouth that is not a mask (a hand, a cup, a foreign texture), a
 beard over the jaw; and any face may wear sunglasses. These are drawn where a face sits in a
-crop cut as inference cuts it (`pipeline.CROP_MARGIN`), before the crop is turned and shifted.
+crop cut as inference cuts it (the model's `crop_margin`), before the crop is turned and shifted.
 
 Everything but JPEG runs on whole batches (one op for all images), which is what makes it
 cheap enough for a 2-core CPU.

@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from facemask.classify import read_card
+from facemask.classify import CROP_MARGIN, read_card
 from facemask.detect import WEBCAM
 from facemask.errors import ModelError
-from facemask.pipeline import CROP_MARGIN, LABEL_TEXT, FaceTracker, label_color
+from facemask.pipeline import LABEL_TEXT, FaceTracker, label_color
 
 TFJS_FORMAT = "tfjs_graph_model"
 
@@ -53,7 +53,7 @@ def export_bytes(folder: str | os.PathLike) -> int:
 def component_args(card: dict[str, Any], min_score: float, min_face: int) -> dict[str, Any]:
     """Everything the page's JavaScript must share with facemask.pipeline, as JSON.
 
-    Labels and thresholds from the model card; colours, label texts, crop margin and the
+    Labels, thresholds and crop margin from the model card; colours, label texts and the
     smoothing parameters from facemask.pipeline; the detector's NMS from the WEBCAM preset;
     the detector thresholds from the sidebar.
     """
@@ -66,7 +66,7 @@ def component_args(card: dict[str, Any], min_score: float, min_face: int) -> dic
         "labelText": {label: LABEL_TEXT.get(label, label) for label in labels},
         "colors": {label: list(label_color(label)) for label in labels},
         "fallbackColor": list(label_color("")),
-        "margin": CROP_MARGIN,
+        "margin": float(card.get("crop_margin", CROP_MARGIN)),
         "tracker": tracker,
         "minScore": float(min_score),
         "minFace": int(min_face),

@@ -183,7 +183,9 @@ def decision_text(card: dict[str, Any], short: bool = False) -> str:
 
 def scene_errors_markdown(rows: list[dict[str, Any]]) -> str:
     """Models side by side on scene faces (tools/tradeoff.py rows with --scenes): bare faces
-    called masked and masked faces recalled, at the argmax and at a chosen threshold."""
+    called masked and masked faces recalled, at the argmax and at a chosen threshold, the
+    faces cut from their annotated boxes (the classifier alone) and, at the threshold, from
+    the boxes of the PHOTO detector that found them (as the app cuts them)."""
 
     def errors(figures: dict[str, Any] | None) -> str:
         if not figures or "bare_faces" not in figures:
@@ -196,8 +198,9 @@ def scene_errors_markdown(rows: list[dict[str, Any]]) -> str:
 
     lines = [
         "| model | test | small faces | argmax: bare called masked | masked recall | "
-        "threshold | bare called masked | masked recall | ms/crop float |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "threshold | bare called masked | masked recall | "
+        "with detector: bare called masked | masked recall | ms/crop float |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         chosen = row.get("chosen_threshold") or {}
@@ -208,6 +211,7 @@ def scene_errors_markdown(rows: list[dict[str, Any]]) -> str:
             f"{_pct(row.get('small_faces_accuracy'))} | {errors(row.get('scene_faces_argmax'))} | "
             + (f"{threshold:g}" if isinstance(threshold, (int, float)) else "n/a")
             + f" | {errors(chosen.get('scene_faces'))} | "
+            + f"{errors(chosen.get('detected_scene_faces'))} | "
             + (f"{ms:.2f} |" if isinstance(ms, (int, float)) else "n/a |")
         )
     return "\n".join(lines) + "\n"

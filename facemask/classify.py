@@ -16,6 +16,9 @@ from facemask.files import CARD_FILE, KERAS_FILE, TFLITE_FILE
 
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 """TFLite interpreter threads when none are asked for."""
+CROP_MARGIN = 0.25
+"""Context cut around a face box, as a fraction of its side, for models whose card does not give
+its own `crop_margin` (every model trained before the card carried it was trained with this)."""
 
 
 def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
@@ -43,6 +46,9 @@ def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
         for name, t in thresholds.items()
     ):
         raise ModelError(f"{path}: thresholds must map some of its labels to numbers in [0, 1].")
+    margin = card.get("crop_margin", CROP_MARGIN)
+    if not isinstance(margin, int | float) or not 0.0 <= margin <= 1.0:
+        raise ModelError(f"{path}: crop_margin must be a number in [0, 1].")
     return card
 
 
@@ -97,6 +103,8 @@ class MaskClassifier:
         self.labels: tuple[str, ...] = tuple(self.card["labels"])
         self.input_size: int = int(self.card["input_size"])
         self.name: str = str(self.card.get("name", self.model_dir.name))
+        # the crop the model was trained on: this much context around each face box
+        self.crop_margin: float = float(self.card.get("crop_margin", CROP_MARGIN))
         self.thresholds: dict[str, float] = {
             k: float(v) for k, v in self.card.get("thresholds", {}).items()
         }

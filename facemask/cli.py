@@ -112,7 +112,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"{len(items)} images ({args.split}) from {args.data}; cropping faces...", file=sys.stderr
     )
-    crops = extract_crops(items, FaceDetector(TRAINING_DETECTOR))
+    crops = extract_crops(items, FaceDetector(TRAINING_DETECTOR), classifier.crop_margin)
     x = resize_crops(crops.crops, classifier.input_size)
     metrics = {
         "model": str(classifier.model_dir),
@@ -166,8 +166,12 @@ def _evaluate_scenes(args: argparse.Namespace) -> int:
             lambda rgb: [(d.box, d.label, d.confidence) for d in pipeline.process(rgb)],
             pipeline.labels,
         )
+        rule = pipeline.classifier.thresholds
         result["classifier_on_annotated_faces"] = classify_annotated_faces(
-            scenes, pipeline.classify_boxes, pipeline.labels, pipeline.classifier.thresholds
+            scenes, pipeline.classify_boxes, pipeline.labels, rule
+        )
+        result["classifier_on_detected_faces"] = classify_annotated_faces(
+            scenes, pipeline.classify_boxes, pipeline.labels, rule, detect=pipeline.detector.detect
         )
     print(json.dumps(result, indent=2))
     if args.output:
@@ -213,7 +217,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # -- export ----------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from facemask.classify import read_card
+    from facemask.classify import CROP_MARGIN, read_card
     from facemask.data import extract_crops, resize_crops, scan_dataset, split_dataset
     from facemask.datasets import find_dataset
     from facemask.detect import FaceDetector
@@ -229,7 +233,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise FacemaskError("Export checks the exports on real face crops: give --data DIR.")
     scan = scan_dataset(data, labels=card["labels"])
     test = split_dataset(scan, seed=card.get("seed", 0))["test"]
-    crops = extract_crops([scan.items[i] for i in test], FaceDetector(TRAINING_DETECTOR))
+    margin = card.get("crop_margin", CROP_MARGIN)
+    crops = extract_crops([scan.items[i] for i in test], FaceDetector(TRAINING_DETECTOR), margin)
     x_test = resize_crops(crops.crops, card["input_size"])
     exports = export_and_record(
         model_dir, x_test, crops.labels, tfjs=not args.no_tfjs, check=args.check_images

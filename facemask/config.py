@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
+from facemask.classify import CROP_MARGIN
 from facemask.files import portable_path
 from facemask.models import BACKBONES, get_backbone
 
@@ -39,6 +40,7 @@ class TrainConfig:
     augment: bool = True
     bare_weight: float = 1.0  # loss weight of faces without a mask (the class photos confuse)
     hard_negatives: float = 0.0  # share of bare training faces repeated in fine-tuning
+    crop_margin: float = CROP_MARGIN  # context around each face box; the card carries it
     weights: str = "imagenet"
     patience: int = 3
     seed: int = 0
@@ -54,6 +56,8 @@ class TrainConfig:
             raise ValueError("input size must be between 32 and 512 px.")
         if self.epochs_head < 1 or self.epochs_fine < 0:
             raise ValueError("epochs: at least 1 for the head, 0 or more for fine-tuning.")
+        if not 0.0 <= self.crop_margin <= 1.0:
+            raise ValueError("crop margin must be between 0 and 1 (a fraction of the face box).")
         if self.fine_tune_layers is None:
             self.fine_tune_layers = get_backbone(self.backbone).fine_tune_layers
 
@@ -114,6 +118,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=d["hard_negatives"],
         help="share of without_mask training faces, the most mask-like, repeated in fine-tuning",
+    )
+    parser.add_argument(
+        "--crop-margin",
+        type=float,
+        default=d["crop_margin"],
+        help="context cut around each face box, as a fraction of its side (the app crops the same)",
     )
     parser.add_argument(
         "--weights",

@@ -14,10 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facemask.classify import CROP_MARGIN
 from facemask.detect import FaceDetector
 from facemask.errors import DatasetError, ImageError
 from facemask.images import IMAGE_EXTENSIONS, load_image
-from facemask.pipeline import CROP_MARGIN, crop_faces
+from facemask.pipeline import crop_faces
 
 SPLITS = ("train", "val", "test")
 THUMB_SIZE = 16

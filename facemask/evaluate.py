@@ -11,6 +11,8 @@ import numpy as np
 
 from facemask.classify import decide_indices
 
+MASKED, BARE = "with_mask", "without_mask"
+"""The two labels whose confusion matters most in a crowd (mask_figures)."""
 SMALL_FACE_SIZES = (24, 32, 48)
 """Sides (px) test crops are shrunk to, then scaled back up, for the small-face check."""
 
@@ -76,6 +78,21 @@ def classification_metrics(
         "confusion": confusion.tolist(),
         # binary: AUC of class 0's score (same for both classes); more classes: macro one-vs-rest
         "roc_auc": round(float(aucs[0] if k == 2 else np.mean(aucs)), 4) if aucs else None,
+    }
+
+
+def mask_figures(metrics: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:
+    """From classification_metrics: the two errors that matter in a crowd, bare faces called
+    masked (count, of how many, share) and masked faces recalled; {} without both labels."""
+    if MASKED not in labels or BARE not in labels:
+        return {}
+    row = metrics["confusion"][list(labels).index(BARE)]
+    called, bare = int(row[list(labels).index(MASKED)]), int(sum(row))
+    return {
+        "bare_called_masked": called,
+        "bare_faces": bare,
+        "bare_called_masked_share": round(called / bare, 4) if bare else None,
+        "masked_recall": metrics["per_class"][MASKED]["recall"],
     }
 
 

@@ -10,15 +10,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from facemask.classify import MaskClassifier, decide_indices
+from facemask.classify import CROP_MARGIN, MaskClassifier, decide_indices
 from facemask.detect import PHOTO, WEBCAM, DetectorSettings, Face, FaceDetector, box_iou
 from facemask.gate import check_frame
 
 DETECTOR_PRESETS: dict[str, DetectorSettings] = {"webcam": WEBCAM, "photo": PHOTO}
 """The detector settings a user picks by name (CLI --detector; facemask.detect measures them)."""
 
-CROP_MARGIN = 0.25
-"""Extra context around the detector's box, as a fraction of its longer side (masks sit low)."""
 
 LABEL_TEXT = {
     "with_mask": "Mask",
@@ -180,11 +178,12 @@ class Pipeline:
         detector: FaceDetector,
         classifier: MaskClassifier,
         *,
-        margin: float = CROP_MARGIN,
+        margin: float | None = None,
     ) -> None:
         self.detector = detector
         self.classifier = classifier
-        self.margin = margin
+        # the context the classifier was trained with (its card's crop_margin), unless overridden
+        self.margin = classifier.crop_margin if margin is None else margin
         self._lock = threading.Lock()
 
     @property

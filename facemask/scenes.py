@@ -303,15 +303,20 @@ def annotated_face_probabilities(
     classify: Callable[[np.ndarray, Sequence[Box]], np.ndarray],
     labels: Sequence[str],
     min_face: int = 24,
+    detect: Callable[[np.ndarray], Sequence[Face]] | None = None,
+    iou: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """(true label indices, class probabilities, faces left out) of the annotated faces.
 
     `classify(rgb, boxes)` returns class probabilities per box (Pipeline.classify_boxes).
     Faces smaller than `min_face` or of a class the model lacks are left out, and counted.
+    Without `detect`, each face is cropped from its annotated box (the classifier alone). With
+    it, from the box of the detection that matches it (IoU >= `iou`, greedy by detector score,
+    one detection per face), as the app would crop it; faces no detection matches are counted.
     """
     y_true: list[int] = []
     probabilities: list[np.ndarray] = []
-    small = other = 0
+    small = other = missed = 0
     for scene in scenes:
         boxes, truth = [], []
         for face in scene.faces:
@@ -322,13 +327,34 @@ def annotated_face_probabilities(
             else:
                 boxes.append(face.box)
                 truth.append(labels.index(face.label))
+        if not boxes:
+            continue
+        rgb = scene.load()
+        if detect is not None:
+            boxes, truth, unmatched = _detected_boxes(detect(rgb), boxes, truth, iou)
+            missed += unmatched
         if boxes:
-            probabilities.append(classify(scene.load(), boxes))
+            probabilities.append(classify(rgb, boxes))
             y_true += truth
     if not y_true:
         raise DatasetError("No annotated face of the model's classes is large enough to score.")
     left_out = {f"smaller than {min_face} px": small, "other classes": other}
+    if detect is not None:
+        left_out["not found by the detector"] = missed
     return np.array(y_true), np.concatenate(probabilities), left_out
+
+
+def _detected_boxes(
+    faces: Sequence[Face], boxes: Sequence[Box], truth: Sequence[int], iou: float
+) -> tuple[list[Box], list[int], int]:
+    """The detection box standing for each annotated face (greedy VOC matching by detector
+    score), the faces' labels, and how many faces no detection matched."""
+    ranked = sorted(faces, key=lambda f: f.score, reverse=True)
+    det_boxes = np.array([f.box for f in ranked], dtype=np.float64).reshape(-1, 4)
+    matched, duplicate = _match(det_boxes, np.array(boxes, dtype=np.float64), iou)
+    found = {int(g): d for d, g in enumerate(matched) if g >= 0 and not duplicate[d]}
+    kept = sorted(found)
+    return [ranked[found[g]].box for g in kept], [truth[g] for g in kept], len(boxes) - len(kept)
 
 
 def classify_annotated_faces(
@@ -337,17 +363,20 @@ def classify_annotated_faces(
     labels: Sequence[str],
     thresholds: Mapping[str, float] | None = None,
     min_face: int = 24,
+    detect: Callable[[np.ndarray], Sequence[Face]] | None = None,
 ) -> dict[str, Any]:
-    """The classifier alone on the annotated faces (no detector): a check on real faces.
+    """The classifier on the annotated faces: a check on real faces. Alone (no `detect`): cut
+    from the annotated boxes; with `detect`: from the boxes of the detections that found them.
 
     Labels are decided by `thresholds` (a card's decision rule; none: argmax); see
     `annotated_face_probabilities` for the faces scored.
     """
-    from facemask.evaluate import classification_metrics
+    from facemask.evaluate import classification_metrics, mask_figures
 
     y_true, probabilities, left_out = annotated_face_probabilities(
-        scenes, classify, labels, min_face
+        scenes, classify, labels, min_face, detect
     )
     metrics = classification_metrics(y_true, probabilities, list(labels), thresholds)
+    metrics.update(mask_figures(metrics, labels))
     metrics["left_out"] = left_out
     return metrics

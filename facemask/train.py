@@ -165,6 +165,7 @@ def train(
         crops = extract_crops(
             scan.items,
             detector,
+            config.crop_margin,
             progress=lambda d, t: events.emit(Progress("crops", d, t)),
         )
         data_report = _data_report(scan, splits, crops)
@@ -499,6 +500,7 @@ def _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, st
         "backbone": config.backbone,
         "labels": labels,
         "input_size": config.input_size,
+        "crop_margin": config.crop_margin,
         "input": "RGB float32 in [0, 255]; preprocessing is inside the model",
         "weights": config.weights if config.weights in ("imagenet", "none") else "file",
         "weights_note": (

@@ -1,18 +1,20 @@
 """The card's decision rule (`thresholds`): one function, used by the classifier, the pipeline,
-the tracker and the metrics; checked by hand and on a real tiny model and real faces."""
+the tracker and the metrics; checked by hand and on a real tiny model and real faces. And the
+card's crop (`crop_margin`): every surface cuts faces as the model was trained on them."""
 
 import json
 
 import numpy as np
 import pytest
 
+from facemask.browser import component_args
 from facemask.card import card_markdown, decision_text
-from facemask.classify import MaskClassifier, decide_indices
+from facemask.classify import CROP_MARGIN, MaskClassifier, decide_indices
 from facemask.detect import WEBCAM, FaceDetector
 from facemask.errors import ModelError
 from facemask.evaluate import choose_threshold, classification_metrics, threshold_curve
 from facemask.images import load_image
-from facemask.pipeline import Detection, FaceTracker, Pipeline
+from facemask.pipeline import Detection, FaceTracker, Pipeline, crop_faces
 
 LABELS = ("with_mask", "without_mask")
 
@@ -53,9 +55,9 @@ def test_threshold_choice_keeps_the_recall_asked_for():
     assert choose_threshold(y, scores, 0, min_recall=1.0) == pytest.approx(0.6)
 
 
-def _with_thresholds(model_dir, thresholds) -> None:
+def _with_card(model_dir, **values) -> None:
     card = json.loads((model_dir / "card.json").read_text())
-    card["thresholds"] = thresholds
+    card.update(values)
     (model_dir / "card.json").write_text(json.dumps(card))
 
 
@@ -66,21 +68,21 @@ def test_the_pipeline_labels_real_faces_by_the_cards_threshold(model_copy, face_
     p_mask = found[path][0]
     assert p_mask > 0.5  # the tiny model calls its most masked-looking photo masked
     rgb = load_image(path)
-    _with_thresholds(model_copy, {"with_mask": min(1.0, p_mask + 1e-3)})
+    _with_card(model_copy, thresholds={"with_mask": min(1.0, p_mask + 1e-3)})
     strict = MaskClassifier(model_copy)
     assert strict.thresholds == {"with_mask": pytest.approx(min(1.0, p_mask + 1e-3))}
     got = Pipeline(FaceDetector(WEBCAM), strict).classify_whole(rgb)
     assert got.label == "without_mask"  # argmax would say with_mask
     assert got.confidence == pytest.approx(1.0 - p_mask, abs=1e-5)
     assert strict.decide(got.probabilities) == (1, pytest.approx(got.confidence))
-    _with_thresholds(model_copy, {"with_mask": p_mask - 1e-3})
+    _with_card(model_copy, thresholds={"with_mask": p_mask - 1e-3})
     lenient = Pipeline(FaceDetector(WEBCAM), MaskClassifier(model_copy))
     assert lenient.classify_whole(rgb).label == "with_mask"
 
 
 @pytest.mark.parametrize("bad", [{"mask": 0.5}, {"with_mask": 1.5}, ["with_mask"]])
 def test_a_malformed_threshold_is_a_model_error(model_copy, bad):
-    _with_thresholds(model_copy, bad)
+    _with_card(model_copy, thresholds=bad)
     with pytest.raises(ModelError, match="thresholds"):
         MaskClassifier(model_copy)
 
@@ -106,3 +108,25 @@ def test_the_card_says_which_rule_labels_faces(tiny_model_dir):
     card["threshold_choice"] = {"how": "chosen on scene faces"}
     text = card_markdown(card)
     assert "with_mask only when p(with_mask) >= 0.96" in text and "chosen on scene faces" in text
+
+
+def test_the_pipeline_crops_with_the_margin_the_model_was_trained_with(model_copy, face_images):
+    rgb = load_image(face_images[0])
+    (face,) = FaceDetector(WEBCAM).detect(rgb)
+    old = Pipeline(FaceDetector(WEBCAM), MaskClassifier(model_copy))
+    assert old.margin == CROP_MARGIN  # a card from before crop_margin: the margin of that time
+    _with_card(model_copy, crop_margin=0.05)
+    classifier = MaskClassifier(model_copy)
+    tight = Pipeline(FaceDetector(WEBCAM), classifier)
+    assert tight.margin == classifier.crop_margin == 0.05
+    expected = classifier.predict(crop_faces(rgb, [face.box], classifier.input_size, 0.05))
+    assert np.allclose(tight.classify_boxes(rgb, [face.box]), expected)
+    assert not np.allclose(old.classify_boxes(rgb, [face.box]), expected)
+    assert component_args(classifier.card, 0.5, 20)["margin"] == 0.05  # the browser page too
+
+
+@pytest.mark.parametrize("bad", ["wide", -0.1, 3])
+def test_a_malformed_crop_margin_is_a_model_error(model_copy, bad):
+    _with_card(model_copy, crop_margin=bad)
+    with pytest.raises(ModelError, match="crop_margin"):
+        MaskClassifier(model_copy)

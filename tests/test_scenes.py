@@ -11,7 +11,9 @@ from PIL import Image
 
 from facemask.detect import WEBCAM, Face, FaceDetector
 from facemask.errors import DatasetError
+from facemask.evaluate import classification_metrics, mask_figures
 from facemask.scenes import (
+    annotated_face_probabilities,
     average_precision,
     evaluate_detector,
     evaluate_scenes,
@@ -216,3 +218,57 @@ def test_smoke_on_five_maskilc_scenes() -> None:
     assert classification["classes"]["mask_weared_incorrect"]["scored"] is False
     assert 0.0 <= classification["classes"]["with_mask"]["ap"] <= 1.0
     json.dumps({"detection": detection, "classification": classification})
+
+
+class BoxEcho:
+    """Stands in for the classifier: 'probabilities' that encode each box's x1, to see which box
+    (annotated or detected) each face was cropped from."""
+
+    def __init__(self) -> None:
+        self.boxes: list = []
+
+    def __call__(self, rgb: np.ndarray, boxes) -> np.ndarray:
+        self.boxes += [tuple(int(v) for v in b) for b in boxes]
+        x1 = np.array([b[0] for b in boxes], dtype=np.float64)
+        return np.stack([x1, -x1], axis=1)
+
+
+def test_classifier_alone_crops_annotated_boxes(scenes) -> None:
+    echo = BoxEcho()
+    y_true, probs, left_out = annotated_face_probabilities(scenes, echo, LABELS[:2])
+    assert echo.boxes == [A_MASK, A_BARE]  # the tiny face and the third class left out
+    assert y_true.tolist() == [0, 1] and probs.shape == (2, 2)
+    assert left_out == {"smaller than 24 px": 1, "other classes": 1}
+
+
+def test_classifier_with_detector_crops_the_boxes_that_found_each_face(scenes) -> None:
+    shifted_mask = (12, 11, 52, 51)  # finds A_MASK (IoU 0.9); a worse-scored duplicate of it too
+    answers = Answers(
+        {200: [(shifted_mask, 0.9), ((14, 10, 54, 50), 0.5), ((60, 60, 90, 90), 0.8)]}
+    )
+    echo = BoxEcho()
+    y_true, _, left_out = annotated_face_probabilities(
+        scenes, echo, LABELS[:2], detect=answers.detect
+    )
+    assert echo.boxes == [shifted_mask]  # A_BARE was not found: left out, and counted
+    assert y_true.tolist() == [0]
+    assert left_out["not found by the detector"] == 1
+
+
+def test_mask_figures_count_bare_faces_called_masked() -> None:
+    y_true = [0, 0, 0, 0, 1, 1, 1, 1, 1]
+    p_masked = np.array([0.99, 0.97, 0.9, 0.6, 0.98, 0.95, 0.2, 0.1, 0.05])
+    probs = np.stack([p_masked, 1 - p_masked], axis=1)
+    labels = ["with_mask", "without_mask"]
+    argmax = mask_figures(classification_metrics(y_true, probs, labels), labels)
+    assert argmax == {
+        "bare_called_masked": 2,
+        "bare_faces": 5,
+        "bare_called_masked_share": 0.4,
+        "masked_recall": 1.0,
+    }
+    strict = mask_figures(
+        classification_metrics(y_true, probs, labels, {"with_mask": 0.96}), labels
+    )
+    assert (strict["bare_called_masked"], strict["masked_recall"]) == (1, 0.5)
+    assert mask_figures(classification_metrics([0, 1], probs[:2], ["a", "b"]), ["a", "b"]) == {}

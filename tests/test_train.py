@@ -41,6 +41,7 @@ def test_finished_run_follows_the_model_directory_contract(tiny_model_dir: Path)
     assert not (tiny_model_dir / "state.json").exists()
     card = json.loads((tiny_model_dir / "card.json").read_text())
     assert card["labels"] == ["with_mask", "without_mask"] and card["input_size"] == 64
+    assert card["crop_margin"] == 0.25  # the context its crops had; the app cuts the same
     assert card["architecture"] == "MobileNetV2" and card["parameters"]["total"] > 2_000_000
     assert card["serving"]["file"] in ("model.tflite", "model_int8.tflite")
     test = card["metrics"]["test"]

@@ -29,11 +29,13 @@ sys.path.insert(0, str(REPO))
 
 from facemask.card import scene_errors_markdown, tradeoff_markdown  # noqa: E402
 from facemask.classify import MaskClassifier, read_card  # noqa: E402
-from facemask.evaluate import choose_threshold, classification_metrics  # noqa: E402
+from facemask.evaluate import (  # noqa: E402
+    choose_threshold,
+    classification_metrics,
+    mask_figures,
+)
 from facemask.export import interleaved_ms_per_crop  # noqa: E402
 from facemask.files import TFLITE_FILE, TFLITE_INT8_FILE  # noqa: E402
-
-MASKED, BARE = "with_mask", "without_mask"
 
 TIMED_FILES = (TFLITE_FILE, TFLITE_INT8_FILE)
 
@@ -45,13 +47,7 @@ def scene_figures(
     bare faces called masked, and masked faces recalled."""
     m = classification_metrics(y_true, probs, labels, thresholds)
     figures = {k: m[k] for k in ("n", "accuracy", "roc_auc", "confusion")}
-    if MASKED in labels and BARE in labels:
-        masked, bare = labels.index(MASKED), labels.index(BARE)
-        confusion = np.array(m["confusion"])
-        figures["bare_called_masked"] = int(confusion[bare, masked])
-        figures["bare_faces"] = int(confusion[bare].sum())
-        figures["masked_recall"] = m["per_class"][MASKED]["recall"]
-    return figures
+    return {**figures, **mask_figures(m, labels)}
 
 
 def row(
@@ -69,25 +65,34 @@ def row(
         "int8_agreement": exports.get("tflite_int8", {}).get("agreement"),
     }
     if scenes is not None:
-        from facemask.detect import WEBCAM, FaceDetector
+        from facemask.detect import PHOTO, FaceDetector
         from facemask.pipeline import Pipeline
         from facemask.scenes import annotated_face_probabilities
 
         classifier = MaskClassifier(model_dir, tflite_file=TFLITE_FILE)
-        pipeline = Pipeline(FaceDetector(WEBCAM), classifier)
+        pipeline = Pipeline(FaceDetector(PHOTO), classifier)
         labels = classifier.labels
         y_true, probs, _ = annotated_face_probabilities(scenes, pipeline.classify_boxes, labels)
+        # the same faces as the app crops them: from the PHOTO detector's boxes that found them
+        y_found, found_probs, _ = annotated_face_probabilities(
+            scenes, pipeline.classify_boxes, labels, detect=pipeline.detector.detect
+        )
         result["thresholds"] = classifier.thresholds
         result["scene_faces"] = scene_figures(y_true, probs, labels, classifier.thresholds)
         result["scene_faces_argmax"] = scene_figures(y_true, probs, labels, None)
+        result["detected_scene_faces"] = scene_figures(
+            y_found, found_probs, labels, classifier.thresholds
+        )
         if threshold_for:
             positive = labels.index(threshold_for)
             chosen = choose_threshold(y_true, probs[:, positive], positive, min_recall)
+            rule = {threshold_for: chosen}
             result["chosen_threshold"] = {
                 "label": threshold_for,
                 "threshold": chosen,
                 "min_recall": min_recall,
-                "scene_faces": scene_figures(y_true, probs, labels, {threshold_for: chosen}),
+                "scene_faces": scene_figures(y_true, probs, labels, rule),
+                "detected_scene_faces": scene_figures(y_found, found_probs, labels, rule),
             }
     return result
 
