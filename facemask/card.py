@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from facemask.classify import CROP_MARGIN
 from facemask.files import TFLITE_FILE, TFLITE_INT8_FILE
 
 
@@ -34,6 +35,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"({card.get('serving', {}).get('reason', '')}).",
         f"- Trained: {card.get('date')} with `{card.get('command')}`.",
         f"- Decision: {decision_text(card)}.",
+        _crop_text(card),
         *_at_threshold(card),
         "",
         "## Data",
@@ -157,6 +159,17 @@ def tradeoff_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _crop_text(card: dict[str, Any]) -> str:
+    """How faces are cut for this model: the card's crop_margin, and the training crops'."""
+    served = card.get("crop_margin", CROP_MARGIN)
+    trained = card.get("training", {}).get("crop_margin", CROP_MARGIN)
+    line = f"- Face crop: the detector's box squared and widened by {served:g} of its side"
+    if served == trained:
+        return line + " (as the training crops were cut)."
+    how = card.get("crop_margin_choice", {}).get("how")
+    return line + f"; the training crops had {trained:g}" + (f" ({how})." if how else ".")
+
+
 def _at_threshold(card: dict[str, Any]) -> list[str]:
     choice = card.get("threshold_choice", {})
     test, small = choice.get("test"), choice.get("test_small_faces")
@@ -206,8 +219,11 @@ def scene_errors_markdown(rows: list[dict[str, Any]]) -> str:
         chosen = row.get("chosen_threshold") or {}
         threshold = chosen.get("threshold")
         ms = row.get("ms_per_crop", {}).get(TFLITE_FILE)
+        name = row.get("label", row.get("model"))
+        if "crop_margin" in row:
+            name = f"{name}, crop margin {row['crop_margin']:g}"
         lines.append(
-            f"| {row.get('label', row.get('model'))} | {_pct(row.get('test_accuracy'))} | "
+            f"| {name} | {_pct(row.get('test_accuracy'))} | "
             f"{_pct(row.get('small_faces_accuracy'))} | {errors(row.get('scene_faces_argmax'))} | "
             + (f"{threshold:g}" if isinstance(threshold, (int, float)) else "n/a")
             + f" | {errors(chosen.get('scene_faces'))} | "

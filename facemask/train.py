@@ -529,6 +529,7 @@ def _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, st
             "augment": config.augment,
             "bare_weight": config.bare_weight,
             "hard_negatives": config.hard_negatives,
+            "crop_margin": config.crop_margin,
             **_phase_totals(read_history(run_dir)),
             "wall_time_s": round(time.time() - started, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",

@@ -3,12 +3,16 @@
     .venv/bin/python tools/publish_model.py RUN_DIR NAME [--only FILE ...] [--note TEXT ...]
                                             [--tradeoff ROWS.json] [--candidates ROWS.json]
                                             [--threshold LABEL=T --threshold-how TEXT]
+                                            [--crop-margin M --crop-margin-how TEXT]
 
 --only keeps just the named files (plus card.json and the run's records), for models too large
 to commit whole; the card says which files were left out and how to rebuild them.
 --threshold writes the card's decision rule (`thresholds`, facemask.classify.decide_indices) and
---threshold-how says how it was chosen. Absolute paths in the published records become relative
-to the repository (or a bare file name), so no machine's layout is committed.
+--threshold-how says how it was chosen. --crop-margin sets the context the app cuts around each
+face for this model (card `crop_margin`; by default the margin its training crops had, which
+the card keeps under `training`), --crop-margin-how says how it was chosen. Absolute paths in
+the published records become relative to the repository (or a bare file name), so no machine's
+layout is committed.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ def main() -> None:
     )
     parser.add_argument("--threshold", help="decision rule LABEL=T: LABEL only when p >= T")
     parser.add_argument("--threshold-how", help="how the threshold was chosen (for the card)")
+    parser.add_argument("--crop-margin", type=float, help="the crop margin the app serves with")
+    parser.add_argument("--crop-margin-how", help="how the crop margin was chosen (for the card)")
     parser.add_argument(
         "--threshold-metrics",
         type=Path,
@@ -125,6 +131,9 @@ def main() -> None:
             measured = json.loads(args.threshold_metrics.read_text())
             card["threshold_choice"]["test"] = measured["all"]
             card["threshold_choice"]["test_small_faces"] = measured.get("small_faces")
+    if args.crop_margin is not None:
+        card["crop_margin"] = args.crop_margin
+        card["crop_margin_choice"] = {"how": args.crop_margin_how or "not recorded"}
     if args.candidates:
         card["candidates"] = json.loads(args.candidates.read_text())
     card["files_committed"] = sorted(p.name for p in target.iterdir())
@@ -136,7 +145,7 @@ def main() -> None:
             if mine and row.get("ms_per_crop"):
                 card["latency_ms"] = {k: round(v, 3) for k, v in row["ms_per_crop"].items()}
     (target / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-    read_card(target)  # the card must still load (labels, size, thresholds)
+    read_card(target)  # the card must still load (labels, size, thresholds, crop margin)
     (target / MODEL_CARD_MD).write_text(card_markdown(card))
     print(target)
 

@@ -3,6 +3,7 @@ sizes), as a table for the model card and the README.
 
     .venv/bin/python tools/tradeoff.py MODEL_DIR... [--scenes DIR] [--output FILE.json]
                                        [--threshold-for LABEL --min-recall R]
+                                       [--crop-margins M ...]
 
 Accuracy on the test split (and on it degraded to small faces) comes from each model's card.
 Latency is measured here, for every model's float and int8 TFLite files in interleaved rounds,
@@ -11,7 +12,10 @@ classifies the annotated faces of a scene set, cropped from their ground-truth b
 faces from another source than the training data; labels are decided by each card's
 `thresholds` (argmax without). With --threshold-for, each model also gets the threshold on that
 label's probability that keeps its recall on those faces at --min-recall with the fewest other
-faces given that label (evaluate.choose_threshold), and the scene figures at it.
+faces given that label (evaluate.choose_threshold), and the scene figures at it. Scene faces
+are cut with each card's `crop_margin`; --crop-margins scores them at each margin given instead
+(one row per model and margin), which is how a published model's margin is chosen
+(tools/publish_model.py --crop-margin).
 """
 
 from __future__ import annotations
@@ -51,9 +55,14 @@ def scene_figures(
 
 
 def row(
-    model_dir: Path, scenes: list | None, threshold_for: str | None = None, min_recall: float = 0.98
+    model_dir: Path,
+    scenes: list | None,
+    threshold_for: str | None = None,
+    min_recall: float = 0.98,
+    margin: float | None = None,
 ) -> dict[str, Any]:
-    """Accuracy figures of one model: its card's, plus scene faces when scenes are given."""
+    """Accuracy figures of one model: its card's, plus scene faces when scenes are given, cut
+    with `margin` (None: the card's crop_margin)."""
     card = read_card(model_dir)
     metrics, exports = card["metrics"], card.get("exports", {})
     result: dict[str, Any] = {
@@ -70,8 +79,9 @@ def row(
         from facemask.scenes import annotated_face_probabilities
 
         classifier = MaskClassifier(model_dir, tflite_file=TFLITE_FILE)
-        pipeline = Pipeline(FaceDetector(PHOTO), classifier)
+        pipeline = Pipeline(FaceDetector(PHOTO), classifier, margin=margin)
         labels = classifier.labels
+        result["crop_margin"] = pipeline.margin
         y_true, probs, _ = annotated_face_probabilities(scenes, pipeline.classify_boxes, labels)
         # the same faces as the app crops them: from the PHOTO detector's boxes that found them
         y_found, found_probs, _ = annotated_face_probabilities(
@@ -122,14 +132,22 @@ def main() -> None:
     parser.add_argument(
         "--min-recall", type=float, default=0.98, help="that label's recall to keep on scene faces"
     )
+    parser.add_argument(
+        "--crop-margins",
+        nargs="+",
+        type=float,
+        help="score scene faces at each of these crop margins (default: each card's own)",
+    )
     args = parser.parse_args()
     scenes = None
     if args.scenes:
         from facemask.scenes import load_scenes
 
         scenes = load_scenes(args.scenes)
-    rows = [row(m, scenes, args.threshold_for, args.min_recall) for m in args.models]
-    time_models(args.models, rows, args.rounds)
+    margins = args.crop_margins if scenes is not None and args.crop_margins else [None]
+    runs = [(model, margin) for model in args.models for margin in margins]
+    rows = [row(m, scenes, args.threshold_for, args.min_recall, margin) for m, margin in runs]
+    time_models([model for model, _ in runs], rows, args.rounds)
     rows.sort(key=lambda r: r["input_size"])
     print(tradeoff_markdown(rows))
     if scenes is not None:
