@@ -41,6 +41,7 @@ class TrainConfig:
     bare_weight: float = 1.0  # loss weight of faces without a mask (the class photos confuse)
     hard_negatives: float = 0.0  # share of bare training faces repeated in fine-tuning
     crop_margin: float = CROP_MARGIN  # context around each face box; the card carries it
+    occluders: bool = False  # sunglasses, and hands / objects / beards over bare faces' mouths
     weights: str = "imagenet"
     patience: int = 3
     seed: int = 0
@@ -120,6 +121,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of without_mask training faces, the most mask-like, repeated in fine-tuning",
     )
     parser.add_argument(
+        "--occluders",
+        action="store_true",
+        help="augment with sunglasses, and hands, objects or beards over bare faces' mouths "
+        "(off: measured to call more bare faces masked on scene photos)",
+    )
+    parser.add_argument(
         "--crop-margin",
         type=float,
         default=d["crop_margin"],
@@ -175,6 +182,8 @@ def train_args(config: TrainConfig) -> list[str]:
             continue
         if f.name in NEGATED_FLAGS:
             args += [] if value else [_flag(f.name)]
+        elif isinstance(value, bool):  # off by default: the flag alone turns it on
+            args += [_flag(f.name)] if value else []
         else:
             args += [_flag(f.name), repr(value) if isinstance(value, float) else str(value)]
     return args

@@ -221,6 +221,7 @@ class LiteRTBlazeFace:
         )
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
+        self._tensor = np.empty((1, _SHORT_INPUT, _SHORT_INPUT, 3), np.float32)  # reused
         outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
         self._regressors, self._scores = outputs["regressors"], outputs["classificators"]
         self._anchors = ssd_anchors()
@@ -242,7 +243,9 @@ class LiteRTBlazeFace:
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0,
         )
-        tensor = letterboxed[None].astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+        tensor = self._tensor
+        np.multiply(letterboxed, np.float32(2.0 / 255.0), out=tensor[0])
+        tensor -= np.float32(1.0)  # [-1, 1]
         self._interpreter.set_tensor(self._input, tensor)
         self._interpreter.invoke()
         logits = np.clip(self._interpreter.get_tensor(self._scores)[0, :, 0], -100.0, 100.0)
@@ -386,6 +389,8 @@ class FaceDetector:
         x0, y0, x1, y1 = window
         height, width = image.shape[:2]
         whole = window == (0, 0, width, height)
+        if whole and zoom == 1.0:
+            return backend(image)  # the one pass of a live frame: already in image pixels
         crop = image if whole else np.ascontiguousarray(image[y0:y1, x0:x1])
         if zoom != 1.0:
             size = (max(1, round(crop.shape[1] * zoom)), max(1, round(crop.shape[0] * zoom)))

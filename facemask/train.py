@@ -232,7 +232,7 @@ class _Fitter:
         self.stops = stops
         self.train_ds = make_dataset(
             x["train"], y["train"], config.batch_size, training=True,
-            augment=config.augment, seed=config.seed, bare_index=bare,
+            augment=config.augment, seed=config.seed, bare_index=bare, occluders=config.occluders,
         )  # fmt: skip
         self.class_weight = (
             {i: config.bare_weight if i == bare else 1.0 for i in range(int(y["train"].max()) + 1)}
@@ -299,7 +299,7 @@ class _Fitter:
         y = np.concatenate([self.y_train, self.y_train[extra]])
         self.train_ds = make_dataset(
             x, y, self.config.batch_size, training=True, augment=self.config.augment,
-            seed=self.config.seed, bare_index=bare,
+            seed=self.config.seed, bare_index=bare, occluders=self.config.occluders,
         )  # fmt: skip
         self.n_train = len(x)
         lowest = f", p(mask) >= {score[order[-1]]:.3f}" if len(order) else ""
@@ -530,6 +530,7 @@ def _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, st
             "bare_weight": config.bare_weight,
             "hard_negatives": config.hard_negatives,
             "crop_margin": config.crop_margin,
+            "occluders": config.occluders,
             **_phase_totals(read_history(run_dir)),
             "wall_time_s": round(time.time() - started, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",

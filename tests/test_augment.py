@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from facemask import augment
@@ -79,3 +80,22 @@ def test_training_batches_with_a_bare_label_keep_labels_and_range(face_images):
     images, ys = next(iter(ds))
     assert images.shape == batch.shape and sorted(ys.numpy().tolist()) == [0, 0, 1, 1]
     assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 255.0
+
+
+@pytest.mark.parametrize("occluders", [False, True])
+def test_occluders_are_drawn_only_when_asked_for(face_images, monkeypatch, occluders):
+    """Sunglasses and bare-face covers are opt-in (`--occluders`); the rest always runs."""
+    monkeypatch.setattr(augment, "SUNGLASSES_P", 1.0)
+    monkeypatch.setattr(augment, "BARE_COVER_P", 1.0)
+    drawn = []
+    for name in ("_sunglasses", "_bare_cover"):
+        real = getattr(augment, name)
+        monkeypatch.setattr(
+            augment, name, lambda *a, _real=real, _name=name: drawn.append(_name) or _real(*a)
+        )
+    batch = _batch(face_images).astype(np.uint8)
+    ds = make_dataset(batch, np.array([0, 1, 0, 1]), 4, training=True, bare_index=1,
+                      occluders=occluders)  # fmt: skip
+    images, _ = next(iter(ds))
+    assert images.shape == batch.shape
+    assert drawn == (["_sunglasses", "_bare_cover"] if occluders else [])

@@ -47,7 +47,7 @@ def test_the_cli_offers_the_registry_backbones(capsys) -> None:
             data="x y/d", backbone="vgg16", input_size=32, epochs_head=5, epochs_fine=0,
             fine_tune_layers=0, batch_size=8, lr_head=1e-4, augment=False, weights="none",
             patience=2, seed=3, limit_per_class=12, export_tfjs=False, name="vgg", command="",
-            crop_margin=0.1,
+            crop_margin=0.1, occluders=True,
         ),
     ],
 )  # fmt: skip
