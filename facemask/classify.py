@@ -183,7 +183,7 @@ class TFLiteModel:
             scale, zero = detail["quantization"]
             info = np.iinfo(detail["dtype"])
             x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        self._interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
+        self._interpreter.set_tensor(detail["index"], x.astype(detail["dtype"], copy=False))
         self._interpreter.invoke()
         out = self._interpreter.get_tensor(self._output["index"])[0]
         if self._output["dtype"] != np.float32:

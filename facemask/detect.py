@@ -244,8 +244,9 @@ class LiteRTBlazeFace:
             borderValue=0,
         )
         tensor = self._tensor
-        np.multiply(letterboxed, np.float32(2.0 / 255.0), out=tensor[0])
-        tensor -= np.float32(1.0)  # [-1, 1]
+        tensor[0] = letterboxed  # in place: [0, 255] -> [-1, 1]
+        np.multiply(tensor, np.float32(2.0 / 255.0), out=tensor)
+        np.subtract(tensor, np.float32(1.0), out=tensor)
         self._interpreter.set_tensor(self._input, tensor)
         self._interpreter.invoke()
         logits = np.clip(self._interpreter.get_tensor(self._scores)[0, :, 0], -100.0, 100.0)

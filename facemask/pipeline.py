@@ -195,9 +195,11 @@ class Pipeline:
         if not faces:
             return []
         probabilities = self.classify_boxes(frame, [f.box for f in faces])
+        classifier = self.classifier
+        indices = decide_indices(probabilities, classifier.labels, classifier.thresholds)
         return [
-            _detection(face.box, probs, face.score, self.classifier)
-            for face, probs in zip(faces, probabilities, strict=True)
+            _detection(face.box, probs, face.score, classifier, int(index))
+            for face, probs, index in zip(faces, probabilities, indices, strict=True)
         ]
 
     def classify_boxes(self, frame: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
@@ -222,13 +224,19 @@ class Pipeline:
 
 
 def _detection(
-    box: Sequence[int], probs: np.ndarray, score: float, classifier: MaskClassifier
+    box: Sequence[int],
+    probs: np.ndarray,
+    score: float,
+    classifier: MaskClassifier,
+    index: int | None = None,
 ) -> Detection:
-    index, confidence = classifier.decide(probs)  # the card's decision rule (thresholds)
+    """A Detection labelled by the card's decision rule (`index`: that rule's label, if known)."""
+    if index is None:
+        index, _ = classifier.decide(probs)  # the card's decision rule (thresholds)
     return Detection(
         box=tuple(int(v) for v in box),
         label=classifier.labels[index],
-        confidence=confidence,
+        confidence=float(probs[index]),
         detection_score=float(score),
         probabilities=tuple(float(p) for p in probs),
     )

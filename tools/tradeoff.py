@@ -21,6 +21,7 @@ are cut with each card's `crop_margin`; --crop-margins scores them at each margi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -54,15 +55,34 @@ def scene_figures(
     return {**figures, **mask_figures(m, labels)}
 
 
+class PhotoFaces:
+    """The PHOTO detector, each image's faces found once however many rows ask for them."""
+
+    def __init__(self) -> None:
+        from facemask.detect import PHOTO, FaceDetector
+
+        self.detector = FaceDetector(PHOTO)
+        self._found: dict[bytes, list] = {}
+
+    def __call__(self, rgb: np.ndarray) -> list:
+        key = hashlib.blake2b(rgb.tobytes(), digest_size=16).digest() + bytes(
+            str(rgb.shape), "ascii"
+        )
+        if key not in self._found:
+            self._found[key] = self.detector.detect(rgb)
+        return self._found[key]
+
+
 def row(
     model_dir: Path,
     scenes: list | None,
     threshold_for: str | None = None,
     min_recall: float = 0.98,
     margin: float | None = None,
+    photo_faces: PhotoFaces | None = None,
 ) -> dict[str, Any]:
     """Accuracy figures of one model: its card's, plus scene faces when scenes are given, cut
-    with `margin` (None: the card's crop_margin)."""
+    with `margin` (None: the card's crop_margin); `photo_faces` shares detections across rows."""
     card = read_card(model_dir)
     metrics, exports = card["metrics"], card.get("exports", {})
     result: dict[str, Any] = {
@@ -74,18 +94,18 @@ def row(
         "int8_agreement": exports.get("tflite_int8", {}).get("agreement"),
     }
     if scenes is not None:
-        from facemask.detect import PHOTO, FaceDetector
         from facemask.pipeline import Pipeline
         from facemask.scenes import annotated_face_probabilities
 
+        photo_faces = photo_faces or PhotoFaces()
         classifier = MaskClassifier(model_dir, tflite_file=TFLITE_FILE)
-        pipeline = Pipeline(FaceDetector(PHOTO), classifier, margin=margin)
+        pipeline = Pipeline(photo_faces.detector, classifier, margin=margin)
         labels = classifier.labels
         result["crop_margin"] = pipeline.margin
         y_true, probs, _ = annotated_face_probabilities(scenes, pipeline.classify_boxes, labels)
         # the same faces as the app crops them: from the PHOTO detector's boxes that found them
         y_found, found_probs, _ = annotated_face_probabilities(
-            scenes, pipeline.classify_boxes, labels, detect=pipeline.detector.detect
+            scenes, pipeline.classify_boxes, labels, detect=photo_faces
         )
         result["thresholds"] = classifier.thresholds
         result["scene_faces"] = scene_figures(y_true, probs, labels, classifier.thresholds)
@@ -146,7 +166,11 @@ def main() -> None:
         scenes = load_scenes(args.scenes)
     margins = args.crop_margins if scenes is not None and args.crop_margins else [None]
     runs = [(model, margin) for model in args.models for margin in margins]
-    rows = [row(m, scenes, args.threshold_for, args.min_recall, margin) for m, margin in runs]
+    found = PhotoFaces() if scenes is not None else None
+    rows = [
+        row(model, scenes, args.threshold_for, args.min_recall, margin, found)
+        for model, margin in runs
+    ]
     time_models([model for model, _ in runs], rows, args.rounds)
     rows.sort(key=lambda r: r["input_size"])
     print(tradeoff_markdown(rows))
