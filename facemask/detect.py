@@ -221,7 +221,6 @@ class LiteRTBlazeFace:
         )
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
-        self._tensor = np.empty((1, _SHORT_INPUT, _SHORT_INPUT, 3), np.float32)  # reused
         outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
         self._regressors, self._scores = outputs["regressors"], outputs["classificators"]
         self._anchors = ssd_anchors()
@@ -243,11 +242,11 @@ class LiteRTBlazeFace:
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0,
         )
-        tensor = self._tensor
-        tensor[0] = letterboxed  # in place: [0, 255] -> [-1, 1]
+        tensor = self._interpreter.tensor(self._input)()  # the input tensor itself, in place
+        tensor[0] = letterboxed
         np.multiply(tensor, np.float32(2.0 / 255.0), out=tensor)
-        np.subtract(tensor, np.float32(1.0), out=tensor)
-        self._interpreter.set_tensor(self._input, tensor)
+        np.subtract(tensor, np.float32(1.0), out=tensor)  # [0, 255] -> [-1, 1]
+        del tensor  # LiteRT refuses to invoke while a view of its buffers is held
         self._interpreter.invoke()
         logits = np.clip(self._interpreter.get_tensor(self._scores)[0, :, 0], -100.0, 100.0)
         keep = np.flatnonzero(logits >= self._min_logit)
