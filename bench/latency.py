@@ -126,7 +126,7 @@ def main() -> None:
     def naive(frame: np.ndarray) -> None:
         faces = detector.detect(frame)
         if faces:
-            crops = crop_faces(frame, [f.box for f in faces], size)
+            crops = crop_faces(frame, [f.box for f in faces], size, pipeline.margin)
             keras_model.predict(crops.astype(np.float32), verbose=0)
 
     print(

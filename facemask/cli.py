@@ -217,11 +217,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # -- export ----------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from facemask.classify import CROP_MARGIN, read_card
-    from facemask.data import extract_crops, resize_crops, scan_dataset, split_dataset
+    from facemask.classify import read_card
     from facemask.datasets import find_dataset
-    from facemask.detect import FaceDetector
-    from facemask.train import TRAINING_DETECTOR, export_and_record
+    from facemask.train import export_and_record, test_split_crops
 
     if not _model_arg(args):
         raise FacemaskError("Say which model to export: a model folder or name.")
@@ -231,13 +229,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = args.data or (find_dataset(recorded) if recorded else None)
     if not data or not Path(data).is_dir():
         raise FacemaskError("Export checks the exports on real face crops: give --data DIR.")
-    scan = scan_dataset(data, labels=card["labels"])
-    test = split_dataset(scan, seed=card.get("seed", 0))["test"]
-    margin = card.get("crop_margin", CROP_MARGIN)
-    crops = extract_crops([scan.items[i] for i in test], FaceDetector(TRAINING_DETECTOR), margin)
-    x_test = resize_crops(crops.crops, card["input_size"])
+    x_test, y_test = test_split_crops(card, data)
     exports = export_and_record(
-        model_dir, x_test, crops.labels, tfjs=not args.no_tfjs, check=args.check_images
+        model_dir, x_test, y_test, tfjs=not args.no_tfjs, check=args.check_images
     )
     print(json.dumps(exports, indent=2))
     return 0

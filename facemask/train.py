@@ -22,6 +22,7 @@ import numpy as np
 
 from facemask import __version__
 from facemask.augment import BARE_LABEL
+from facemask.classify import CROP_MARGIN
 from facemask.config import TrainConfig
 from facemask.data import (
     CropSet,
@@ -541,6 +542,16 @@ def _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, st
         "command": config.command,
         "facemask_version": __version__,
     }
+
+
+def test_split_crops(card: dict, data: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A model's test split of `data` (the card's labels and seed), its faces cut as the model
+    sees them (TRAINING_DETECTOR, the card's crop margin) at its input size: (crops, labels)."""
+    scan = scan_dataset(data, labels=card["labels"])
+    test = split_dataset(scan, seed=card.get("seed", 0))["test"]
+    margin = card.get("crop_margin", CROP_MARGIN)
+    crops = extract_crops([scan.items[i] for i in test], FaceDetector(TRAINING_DETECTOR), margin)
+    return resize_crops(crops.crops, card["input_size"]), crops.labels
 
 
 def _phase_totals(history: list[dict]) -> dict[str, dict[str, float]]:

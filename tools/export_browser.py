@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/export_browser.py models/mobilenetv2 [--data DIR]
 
-The test split of the model's dataset (the card's, or --data) is cropped as in training; the
+The test split of the model's dataset (the card's, or --data) is cropped as the model sees it; the
 mixed uint8/float16 export is measured in real TF.js against Keras on every crop (agreement and
 accuracy), and card.json records it ("exports", "serving_browser"). `facemask export` and
 training write the same export for new models.
@@ -15,10 +15,9 @@ import json
 from pathlib import Path
 
 from facemask.classify import read_card
-from facemask.data import extract_crops, resize_crops, scan_dataset, split_dataset
-from facemask.detect import FaceDetector
+from facemask.datasets import find_dataset
 from facemask.export import export_browser
-from facemask.train import TRAINING_DETECTOR
+from facemask.train import test_split_crops
 
 
 def main() -> None:
@@ -27,11 +26,11 @@ def main() -> None:
     parser.add_argument("--data", help="dataset folder (default: the one in the card)")
     args = parser.parse_args()
     card = read_card(args.model_dir)
-    scan = scan_dataset(args.data or card["dataset"]["path"], labels=card["labels"])
-    test = split_dataset(scan, seed=card.get("seed", 0))["test"]
-    crops = extract_crops([scan.items[i] for i in test], FaceDetector(TRAINING_DETECTOR))
-    x_test = resize_crops(crops.crops, card["input_size"])
-    export = export_browser(args.model_dir, x_test, crops.labels)
+    data = args.data or find_dataset(card["dataset"]["path"])
+    if not data:
+        raise SystemExit("The card's dataset is not on this machine: give --data DIR.")
+    x_test, y_test = test_split_crops(card, data)
+    export = export_browser(args.model_dir, x_test, y_test)
     export.pop("float16_weights")
     print(
         json.dumps(
