@@ -232,7 +232,7 @@ def _crop_key(digest: str, detector: FaceDetector, margin: float) -> str:
             "margin": margin,
             "size": CROP_STORE_SIZE,
             "pad": DETECT_PAD,
-            "v": 1,
+            "v": 2,  # 2: crop_faces shrinks by less than 2x bilinearly
         },
         sort_keys=True,
     )

@@ -381,7 +381,8 @@ def test_js_crops_match_crop_faces(face_images, tmp_path) -> None:
     rgb = load_image(face_images[0])
     height, width = rgb.shape[:2]
     boxes = [
-        (150, 60, 290, 200),  # inside: shrunk with INTER_AREA
+        (150, 60, 290, 200),  # inside, 175 px: shrunk bilinearly (less than 2x)
+        (40, 30, 300, 290),  # 325 px: shrunk 2x or more, with INTER_AREA
         (-30, -20, 60, 90),  # past the top-left corner: border replicated
         (width - 50, height - 40, width + 10, height + 5),  # past the bottom-right corner
         (200, 200, 240, 236),  # smaller than the crop: enlarged with INTER_LINEAR

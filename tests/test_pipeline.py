@@ -1,5 +1,6 @@
 """crop_faces, smoothing, annotation and the whole Pipeline on real photos and a real model."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from facemask.pipeline import (
     Pipeline,
     annotate,
     crop_faces,
+    crop_interpolation,
     label_color,
     square_box,
 )
@@ -121,3 +123,15 @@ def test_photo_pipeline_classifies_every_test_face(tiny_model_dir, face_images):
         for path in face_images:
             (det,) = pipeline.process(load_image(path))
             assert det.label in LABELS and det.detection_score >= PHOTO.min_score
+
+
+def test_crops_shrink_by_area_from_2x_and_bilinearly_below():
+    """crop_interpolation: INTER_AREA only where bilinear would skip source pixels."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (600, 600, 3), dtype=np.uint8)
+    for side, method in ((300, cv2.INTER_AREA), (256, cv2.INTER_AREA), (200, cv2.INTER_LINEAR),
+                         (100, cv2.INTER_LINEAR)):  # fmt: skip
+        assert crop_interpolation(side, 128) == method
+        crop = crop_faces(frame, [(0, 0, side, side)], 128, margin=0.0)[0]
+        expected = cv2.resize(frame[:side, :side], (128, 128), interpolation=method)
+        assert np.array_equal(crop, expected), side

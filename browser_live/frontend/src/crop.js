@@ -1,7 +1,7 @@
 // Face crops exactly as facemask.pipeline.crop_faces cuts them: a square box around the detector's
 // box with a margin, parts outside the frame filled by replicating the border, resized with
-// OpenCV's INTER_AREA when shrinking and INTER_LINEAR when enlarging. Raw RGB 0-255 out: the
-// model holds its own preprocessing.
+// OpenCV's INTER_AREA when shrinking by 2x or more and INTER_LINEAR otherwise. Raw RGB 0-255
+// out: the model holds its own preprocessing.
 
 /** Python's round(): halves go to the even neighbour (Math.round sends them up). */
 export function roundHalfEven(value) {
@@ -86,7 +86,7 @@ export function cropFaces(frame, boxes, size, margin, origin = [0, 0]) {
     if (cx2 <= cx1 || cy2 <= cy1) return; // nothing of it in the frame: zeros, as in Python
     const patchW = x2 - x1;
     const patchH = y2 - y1;
-    const shrink = patchH > size;
+    const shrink = patchH >= 2 * size; // facemask.pipeline.crop_interpolation
     const xt = shrink ? areaTaps(patchW, size) : linearTaps(patchW, size);
     const yt = shrink ? areaTaps(patchH, size) : linearTaps(patchH, size);
     // Border replication = source coordinates clamped to the part of the box inside the frame.
