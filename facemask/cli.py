@@ -191,7 +191,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for file in args.images:
         try:  # the gate (in load_image and Pipeline.process) refuses what is unsafe to decode
             rgb = load_image(file, name=file)
-            result, detections = image_result(pipeline, rgb, file, whole_image=args.whole_image)
+            result, detections, _ = image_result(pipeline, rgb, file, whole_image=args.whole_image)
         except ImageError as exc:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)

@@ -18,11 +18,11 @@ def image_result(
     file: str,
     *,
     whole_image: bool = False,
-) -> tuple[dict[str, Any], list[Detection]]:
+) -> tuple[dict[str, Any], list[Detection], Detection | None]:
     """Detect and classify every face of one image.
 
-    Returns the JSON Lines object of the contract and the detections (for drawing).
-    With whole_image, the image is also classified as one face crop.
+    Returns the JSON Lines object of the contract, the detections (for drawing) and, with
+    whole_image, the image classified as one face crop (else None).
     """
     detections = pipeline.process(rgb)
     height, width = rgb.shape[:2]
@@ -32,11 +32,11 @@ def image_result(
         "height": int(height),
         "faces": [d.as_json() for d in detections],
     }
-    if whole_image:
-        whole = pipeline.classify_whole(rgb)
+    whole = pipeline.classify_whole(rgb) if whole_image else None
+    if whole is not None:
         result["image_label"] = whole.label
         result["image_confidence"] = round(whole.confidence, 4)
-    return result, detections
+    return result, detections, whole
 
 
 CSV_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "label", "confidence", "detection_score")

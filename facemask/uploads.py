@@ -63,8 +63,8 @@ def analyse_image(
     """
     try:
         rgb = load_image(data, name=name)
-        result, detections = image_result(pipeline, rgb, name, whole_image=whole_image)
-        shown = [pipeline.classify_whole(rgb)] if whole_image and not detections else detections
+        result, detections, whole = image_result(pipeline, rgb, name, whole_image=whole_image)
+        shown = [whole] if whole is not None and not detections else detections
         png = encode_image(annotate(rgb, shown), "PNG")
     except FacemaskError as exc:
         return ImageOutcome(name, error=exc)

@@ -49,11 +49,15 @@ def test_a_batch_gives_a_result_or_one_sentence_per_file(pipeline, face_images) 
         assert archive.read("a_annotated.png") == good.png
 
 
-def test_no_face_can_be_classified_as_a_whole(pipeline) -> None:
+def test_no_face_can_be_classified_as_a_whole(pipeline, monkeypatch) -> None:
     texture = np.random.default_rng(0).integers(90, 160, size=(120, 160, 3), dtype=np.uint8)
     plain = analyse_image(encode_image(texture), "wall.png", pipeline)
     assert plain.result["faces"] == [] and plain.rows == []
+    calls = []
+    real = pipeline.classify_whole
+    monkeypatch.setattr(pipeline, "classify_whole", lambda rgb: calls.append(1) or real(rgb))
     whole = analyse_image(encode_image(texture), "wall.png", pipeline, whole_image=True)
+    assert len(calls) == 1  # classified once: the result and the drawing share it
     assert whole.result["image_label"] in pipeline.labels
     assert whole_image_sentence(whole.result).startswith("Whole image: **")
     assert whole.png != plain.png  # the whole image is boxed and labelled
