@@ -182,19 +182,12 @@ def weighted_nms(
     order = np.argsort(-scores, kind="stable")
     boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
     points = keypoints.reshape(len(keypoints), -1)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     free = np.ones(len(boxes), dtype=bool)
     merged = []
     for top in range(len(boxes)):  # a live frame has one group per face: a pass or two
         if not free[top]:
             continue
-        # IoU of the best free box with every box (as box_iou, one row at a time)
-        x1, y1, x2, y2 = boxes[top]
-        inter = np.clip(np.minimum(boxes[:, 2], x2) - np.maximum(boxes[:, 0], x1), 0, None)
-        inter *= np.clip(np.minimum(boxes[:, 3], y2) - np.maximum(boxes[:, 1], y1), 0, None)
-        union = areas + areas[top] - inter
-        overlap = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-        group = free & (overlap > iou)
+        group = free & (box_iou(boxes[top], boxes)[0] > iou)  # one IoU row per group
         group[top] = True  # the best box is always in its own group (even with no area)
         free &= ~group
         weights = scores[group] / scores[group].sum()
