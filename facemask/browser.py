@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from facemask.classify import CROP_MARGIN, read_card
+from facemask.classify import crop_margin, read_card
 from facemask.detect import WEBCAM
 from facemask.errors import ModelError
 from facemask.pipeline import LABEL_TEXT, FaceTracker, label_color
@@ -66,7 +66,7 @@ def component_args(card: dict[str, Any], min_score: float, min_face: int) -> dic
         "labelText": {label: LABEL_TEXT.get(label, label) for label in labels},
         "colors": {label: list(label_color(label)) for label in labels},
         "fallbackColor": list(label_color("")),
-        "margin": float(card.get("crop_margin", CROP_MARGIN)),
+        "margin": crop_margin(card),
         "tracker": tracker,
         "minScore": float(min_score),
         "minFace": int(min_face),

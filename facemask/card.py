@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facemask.classify import CROP_MARGIN
+from facemask.classify import CROP_MARGIN, crop_margin
 from facemask.files import TFLITE_FILE, TFLITE_INT8_FILE
 
 
@@ -161,7 +161,7 @@ def tradeoff_markdown(rows: list[dict[str, Any]]) -> str:
 
 def _crop_text(card: dict[str, Any]) -> str:
     """How faces are cut for this model: the card's crop_margin, and the training crops'."""
-    served = card.get("crop_margin", CROP_MARGIN)
+    served = crop_margin(card)
     trained = card.get("training", {}).get("crop_margin", CROP_MARGIN)
     line = f"- Face crop: the detector's box squared and widened by {served:g} of its side"
     if served == trained:

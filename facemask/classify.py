@@ -21,6 +21,11 @@ CROP_MARGIN = 0.25
 its own `crop_margin` (every model trained before the card carried it was trained with this)."""
 
 
+def crop_margin(card: Mapping[str, Any]) -> float:
+    """The context a card's model is served with around each face box (CROP_MARGIN if unsaid)."""
+    return float(card.get("crop_margin", CROP_MARGIN))
+
+
 def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
     """Read and check a model's card.json (labels in output order, input size, ...)."""
     path = Path(model_dir) / CARD_FILE
@@ -46,7 +51,7 @@ def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
         for name, t in thresholds.items()
     ):
         raise ModelError(f"{path}: thresholds must map some of its labels to numbers in [0, 1].")
-    margin = card.get("crop_margin", CROP_MARGIN)
+    margin = card.get("crop_margin", CROP_MARGIN)  # checked raw: crop_margin() would cast it
     if not isinstance(margin, int | float) or not 0.0 <= margin <= 1.0:
         raise ModelError(f"{path}: crop_margin must be a number in [0, 1].")
     return card
@@ -103,8 +108,8 @@ class MaskClassifier:
         self.labels: tuple[str, ...] = tuple(self.card["labels"])
         self.input_size: int = int(self.card["input_size"])
         self.name: str = str(self.card.get("name", self.model_dir.name))
-        # the crop the model was trained on: this much context around each face box
-        self.crop_margin: float = float(self.card.get("crop_margin", CROP_MARGIN))
+        # the crop the model is served with: this much context around each face box
+        self.crop_margin: float = crop_margin(self.card)
         self.thresholds: dict[str, float] = {
             k: float(v) for k, v in self.card.get("thresholds", {}).items()
         }

@@ -22,7 +22,7 @@ import numpy as np
 
 from facemask import __version__
 from facemask.augment import BARE_LABEL
-from facemask.classify import CROP_MARGIN
+from facemask.classify import crop_margin
 from facemask.config import TrainConfig
 from facemask.data import (
     CropSet,
@@ -549,8 +549,8 @@ def test_split_crops(card: dict, data: str | os.PathLike) -> tuple[np.ndarray, n
     sees them (TRAINING_DETECTOR, the card's crop margin) at its input size: (crops, labels)."""
     scan = scan_dataset(data, labels=card["labels"])
     test = split_dataset(scan, seed=card.get("seed", 0))["test"]
-    margin = card.get("crop_margin", CROP_MARGIN)
-    crops = extract_crops([scan.items[i] for i in test], FaceDetector(TRAINING_DETECTOR), margin)
+    detector = FaceDetector(TRAINING_DETECTOR)
+    crops = extract_crops([scan.items[i] for i in test], detector, crop_margin(card))
     return resize_crops(crops.crops, card["input_size"]), crops.labels
 
 
