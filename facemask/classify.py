@@ -185,15 +185,11 @@ class TFLiteModel:
         detail = self._input
         if detail["dtype"] == np.float32:  # the pixels written straight into the input tensor
             self._interpreter.tensor(detail["index"])()[0] = crop
-            self._interpreter.invoke()
-            out = self._interpreter.get_tensor(self._output["index"])[0]
-            return out.astype(np.float32, copy=False)
-        x = crop[None].astype(np.float32)
-        if detail["dtype"] != np.float32:
+        else:
             scale, zero = detail["quantization"]
             info = np.iinfo(detail["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        self._interpreter.set_tensor(detail["index"], x.astype(detail["dtype"], copy=False))
+            x = np.clip(np.round(crop[None].astype(np.float32) / scale + zero), info.min, info.max)
+            self._interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
         self._interpreter.invoke()
         out = self._interpreter.get_tensor(self._output["index"])[0]
         if self._output["dtype"] != np.float32:

@@ -227,7 +227,8 @@ class Pipeline:
         height, width = image.shape[:2]
         box = (0, 0, width, height)
         crop = crop_faces(image, [box], self.classifier.input_size, margin=0.0)
-        return _detection(box, self.classifier.predict(crop)[0], 1.0, self.classifier)
+        probs = self.classifier.predict(crop)[0]
+        return _detection(box, probs, 1.0, self.classifier, self.classifier.decide(probs)[0])
 
 
 def _detection(
@@ -235,11 +236,9 @@ def _detection(
     probs: np.ndarray,
     score: float,
     classifier: MaskClassifier,
-    index: int | None = None,
+    index: int,
 ) -> Detection:
-    """A Detection labelled by the card's decision rule (`index`: that rule's label, if known)."""
-    if index is None:
-        index, _ = classifier.decide(probs)  # the card's decision rule (thresholds)
+    """A Detection with label `index`, the one the card's decision rule gave `probs`."""
     return Detection(
         box=tuple(int(v) for v in box),
         label=classifier.labels[index],
