@@ -145,6 +145,7 @@ def _evaluate_scenes(args: argparse.Namespace) -> int:
     from facemask.files import write_json
     from facemask.pipeline import DETECTOR_PRESETS
     from facemask.scenes import (
+        FoundFaces,
         classify_annotated_faces,
         evaluate_detector,
         evaluate_scenes,
@@ -161,17 +162,19 @@ def _evaluate_scenes(args: argparse.Namespace) -> int:
     }
     if _model_arg(args):
         pipeline = _pipeline(_model_arg(args), args.detector, args.runtime)
-        result["classification"] = evaluate_scenes(
-            scenes,
-            lambda rgb: [(d.box, d.label, d.confidence) for d in pipeline.process(rgb)],
-            pipeline.labels,
-        )
+        found = FoundFaces(pipeline.detector)  # this pass detects; the detected-faces one reuses
+
+        def detect_and_classify(rgb):  # an RGB frame -> (box, label, confidence) items
+            detections = pipeline.classify_faces(rgb, found(rgb))
+            return [(d.box, d.label, d.confidence) for d in detections]
+
+        result["classification"] = evaluate_scenes(scenes, detect_and_classify, pipeline.labels)
         rule = pipeline.classifier.thresholds
         result["classifier_on_annotated_faces"] = classify_annotated_faces(
             scenes, pipeline.classify_boxes, pipeline.labels, rule
         )
         result["classifier_on_detected_faces"] = classify_annotated_faces(
-            scenes, pipeline.classify_boxes, pipeline.labels, rule, detect=pipeline.detector.detect
+            scenes, pipeline.classify_boxes, pipeline.labels, rule, detect=found
         )
     print(json.dumps(result, indent=2))
     if args.output:

@@ -97,3 +97,30 @@ def shipped_model_dir() -> Path:
     if not (path / "card.json").is_file():
         pytest.fail("models/mobilenetv2 is missing: the shipped default model must be committed")
     return path
+
+
+@pytest.fixture()
+def face_scenes(tmp_path: Path, face_images: list[Path]) -> Path:
+    """A scene folder (annotations.json + images/) of the labelled test photos, each pasted in
+    the middle of a grey canvas twice its size with its face annotated."""
+    import json
+
+    from PIL import Image
+
+    root = tmp_path / "scenes"
+    (root / "images").mkdir(parents=True)
+    entries = []
+    for i, path in enumerate(p for p in face_images if "_mask_" in p.name):
+        image = Image.open(path).convert("RGB")
+        w, h = image.size
+        canvas = Image.new("RGB", (w * 2, h * 2), (90, 90, 90))
+        canvas.paste(image, (w // 2, h // 2))
+        canvas.save(root / "images" / f"{i}.png")
+        label = "without_mask" if path.name.startswith("without") else "with_mask"
+        box = [w // 2 + w // 6, h // 2 + h // 8, w // 2 + 5 * w // 6, h // 2 + 7 * h // 8]
+        entries.append(
+            {"file": f"{i}.png", "width": 2 * w, "height": 2 * h,
+             "faces": [{"box": box, "label": label}]}
+        )  # fmt: skip
+    (root / "annotations.json").write_text(json.dumps(entries))
+    return root

@@ -45,35 +45,17 @@ def test_the_card_says_how_faces_are_cut(tiny_model_dir):
     assert "widened by 0.15 of its side; the training crops had 0.25 (chosen on scenes)" in text
 
 
-def test_the_scene_table_scores_models_at_several_crop_margins(tiny_model_dir, tmp_path):
+def test_the_scene_table_scores_models_at_several_crop_margins(tiny_model_dir, face_scenes):
     """tools/tradeoff.py --crop-margins: one row per margin, faces cut at that margin."""
     spec = importlib.util.spec_from_file_location("tradeoff", TOOLS / "tradeoff.py")
     tradeoff = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tradeoff)
-    from PIL import Image
-
     from facemask.scenes import load_scenes
 
-    root = tmp_path / "scenes"
-    (root / "images").mkdir(parents=True)
-    faces = sorted((Path(__file__).parent / "data" / "faces").glob("*_mask_*.jpg"))[:6]
-    entries = []
-    for i, path in enumerate(faces):
-        image = Image.open(path).convert("RGB")
-        w, h = image.size
-        canvas = Image.new("RGB", (w * 2, h * 2), (90, 90, 90))
-        canvas.paste(image, (w // 2, h // 2))
-        canvas.save(root / "images" / f"{i}.png")
-        label = "without_mask" if path.name.startswith("without") else "with_mask"
-        box = [w // 2 + w // 6, h // 2 + h // 8, w // 2 + 5 * w // 6, h // 2 + 7 * h // 8]
-        entries.append(
-            {"file": f"{i}.png", "width": 2 * w, "height": 2 * h,
-             "faces": [{"box": box, "label": label}]}
-        )  # fmt: skip
-    (root / "annotations.json").write_text(json.dumps(entries))
-    scenes = load_scenes(root)
+    scenes = load_scenes(face_scenes)
+    faces = len(scenes)  # one annotated face each
     rows = [tradeoff.row(tiny_model_dir, scenes, margin=m) for m in (0.05, 0.6)]
     assert [r["crop_margin"] for r in rows] == [0.05, 0.6]
-    assert rows[0]["scene_faces"]["n"] == len(faces)
-    assert 0 < rows[0]["detected_scene_faces"]["n"] <= len(faces)  # as the PHOTO detector cut them
+    assert rows[0]["scene_faces"]["n"] == faces
+    assert 0 < rows[0]["detected_scene_faces"]["n"] <= faces  # as the PHOTO detector cut them
     assert tradeoff.row(tiny_model_dir, scenes)["crop_margin"] == 0.25  # the card's own

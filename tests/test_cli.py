@@ -98,3 +98,19 @@ def test_every_command_names_its_model_the_same_way():
     assert _model_arg(positional) == "mobilenetv2"
     result = run("export", "vgg16", "--model", "mobilenetv2")
     assert result.returncode == 2 and "Two models given" in result.stderr
+
+
+def test_evaluate_scenes_reports_the_classifier_alone_and_as_detected(tiny_model_dir, face_scenes):
+    out = run("evaluate", str(tiny_model_dir), "--scenes", str(face_scenes))
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    faces = result["images"]  # one annotated face per photo
+    alone = result["classifier_on_annotated_faces"]
+    found = result["classifier_on_detected_faces"]
+    assert alone["n"] == faces and alone["bare_faces"] + sum(alone["confusion"][0]) == faces
+    assert 0 < found["n"] <= result["detection"]["true_positives"]
+    assert found["left_out"]["not found by the detector"] == faces - found["n"]
+    for figures in (alone, found):
+        assert 0.0 <= figures["masked_recall"] <= 1.0
+        assert 0 <= figures["bare_called_masked"] <= figures["bare_faces"]
+    assert 0.0 <= result["classification"]["mean_ap"] <= 1.0

@@ -13,6 +13,7 @@ from facemask.detect import WEBCAM, Face, FaceDetector
 from facemask.errors import DatasetError
 from facemask.evaluate import classification_metrics, mask_figures
 from facemask.scenes import (
+    FoundFaces,
     annotated_face_probabilities,
     average_precision,
     evaluate_detector,
@@ -272,3 +273,17 @@ def test_mask_figures_count_bare_faces_called_masked() -> None:
     )
     assert (strict["bare_called_masked"], strict["masked_recall"]) == (1, 0.5)
     assert mask_figures(classification_metrics([0, 1], probs[:2], ["a", "b"]), ["a", "b"]) == {}
+
+
+def test_found_faces_detects_each_image_once() -> None:
+    class Counting(Answers):
+        calls = 0
+
+        def detect(self, rgb: np.ndarray) -> list[Face]:
+            Counting.calls += 1
+            return super().detect(rgb)
+
+    found = FoundFaces(Counting({200: [(A_MASK, 0.9)]}))
+    wide, other = np.zeros((100, 200, 3), np.uint8), np.zeros((100, 100, 3), np.uint8)
+    assert found(wide) == found(wide.copy()) == [Face(A_MASK, 0.9)]  # same pixels: found once
+    assert found(other) == [] and Counting.calls == 2

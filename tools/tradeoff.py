@@ -21,7 +21,6 @@ are cut with each card's `crop_margin`; --crop-margins scores them at each margi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -55,22 +54,12 @@ def scene_figures(
     return {**figures, **mask_figures(m, labels)}
 
 
-class PhotoFaces:
-    """The PHOTO detector, each image's faces found once however many rows ask for them."""
+def photo_detections():
+    """The PHOTO detector, each scene photo's faces found once however many rows ask."""
+    from facemask.detect import PHOTO, FaceDetector
+    from facemask.scenes import FoundFaces
 
-    def __init__(self) -> None:
-        from facemask.detect import PHOTO, FaceDetector
-
-        self.detector = FaceDetector(PHOTO)
-        self._found: dict[bytes, list] = {}
-
-    def __call__(self, rgb: np.ndarray) -> list:
-        key = hashlib.blake2b(rgb.tobytes(), digest_size=16).digest() + bytes(
-            str(rgb.shape), "ascii"
-        )
-        if key not in self._found:
-            self._found[key] = self.detector.detect(rgb)
-        return self._found[key]
+    return FoundFaces(FaceDetector(PHOTO))
 
 
 def row(
@@ -79,10 +68,11 @@ def row(
     threshold_for: str | None = None,
     min_recall: float = 0.98,
     margin: float | None = None,
-    photo_faces: PhotoFaces | None = None,
+    photo_faces: Any = None,
 ) -> dict[str, Any]:
     """Accuracy figures of one model: its card's, plus scene faces when scenes are given, cut
-    with `margin` (None: the card's crop_margin); `photo_faces` shares detections across rows."""
+    with `margin` (None: the card's crop_margin); `photo_faces` (scenes.FoundFaces around the
+    PHOTO detector) shares detections across rows."""
     card = read_card(model_dir)
     metrics, exports = card["metrics"], card.get("exports", {})
     result: dict[str, Any] = {
@@ -97,7 +87,7 @@ def row(
         from facemask.pipeline import Pipeline
         from facemask.scenes import annotated_face_probabilities
 
-        photo_faces = photo_faces or PhotoFaces()
+        photo_faces = photo_faces or photo_detections()
         classifier = MaskClassifier(model_dir, tflite_file=TFLITE_FILE)
         pipeline = Pipeline(photo_faces.detector, classifier, margin=margin)
         labels = classifier.labels
@@ -166,7 +156,7 @@ def main() -> None:
         scenes = load_scenes(args.scenes)
     margins = args.crop_margins if scenes is not None and args.crop_margins else [None]
     runs = [(model, margin) for model in args.models for margin in margins]
-    found = PhotoFaces() if scenes is not None else None
+    found = photo_detections() if scenes is not None else None
     rows = [
         row(model, scenes, args.threshold_for, args.min_recall, margin, found)
         for model, margin in runs
