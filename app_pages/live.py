@@ -10,7 +10,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 import ui
-from facemask import live, webrtc_fixes
+from facemask import charts, live, webrtc
 from facemask.pipeline import LABEL_TEXT
 
 WEBRTC_KEY = "live_webcam"
@@ -49,8 +49,8 @@ CAMERA_HELP = (
     "Browsers offer a camera only on https pages and on localhost."
 )
 
-webrtc_fixes.fix_stale_state_reset()
-webrtc_fixes.apply_loopback_mode()
+webrtc.fix_stale_state_reset()
+webrtc.apply_loopback_mode()
 
 st.title("Live webcam")
 st.caption(
@@ -63,7 +63,7 @@ st.page_link("app_pages/browser.py", label="Or run it in your browser: your CPU,
 model_name = ui.require_model()
 chosen = ui.settings()
 try:
-    rtc_configuration = live.rtc_configuration()
+    rtc_configuration = webrtc.rtc_configuration()
     slots = ui.live_slots()
 except Exception as exc:
     ui.show_error(exc)
@@ -124,7 +124,9 @@ def faces_chart() -> None:
     cells[-1].metric("FPS", f"{stats.fps:.1f}")
     series = live.counts_per_second(records, labels)
     st.plotly_chart(
-        live.counts_figure(series, labels), key="live_faces_chart", config={"displayModeBar": False}
+        charts.counts_figure(series, labels),
+        key="live_faces_chart",
+        config={"displayModeBar": False},
     )
     st.caption(f"{stats.processed} frames processed · median {stats.latency_ms:.0f} ms per frame")
 

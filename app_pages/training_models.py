@@ -1,7 +1,7 @@
 """The Training page's model tabs: curves of runs, models compared side by side, exports.
 
-Widgets and calls only (facemask.compare and facemask.files do the work); app_pages/training.py
-draws them in its Curves, Compare models and Export tabs.
+Widgets and calls only (facemask.compare, facemask.charts and facemask.files do the work);
+app_pages/training.py draws them in its Curves, Compare models and Export tabs.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from facemask import compare, files
+from facemask import charts, compare, files
 from facemask.runs import RunStore
 
 _LATENCY_KEY = "measured_latency"
@@ -18,7 +18,7 @@ _LATENCY_KEY = "measured_latency"
 def curves_charts(runs: dict[str, dict], key: str) -> None:
     """Loss and accuracy curves side by side."""
     for column, metric in zip(st.columns(2), ("loss", "accuracy"), strict=True):
-        column.plotly_chart(compare.curves_figure(runs, metric), key=f"{key}_{metric}")
+        column.plotly_chart(charts.curves_figure(runs, metric), key=f"{key}_{metric}")
 
 
 def curves_section(store: RunStore) -> None:
@@ -62,7 +62,7 @@ def compare_section(store: RunStore) -> None:
     for column, key in zip(
         st.columns(4), ("accuracy", "latency_ms", "size_mb", "parameters"), strict=True
     ):
-        column.plotly_chart(compare.comparison_figure(rows, key), key=f"bar_{key}")
+        column.plotly_chart(charts.comparison_figure(rows, key), key=f"bar_{key}")
     st.markdown("**Confusion matrices** (test split; rows: true label, columns: predicted)")
     matrices = compare.confusions(rows)
     for start in range(0, len(matrices), 3):
@@ -71,7 +71,7 @@ def compare_section(store: RunStore) -> None:
         ):
             if matrix:
                 column.plotly_chart(
-                    compare.confusion_figure(labels, matrix, name), key=f"cm_{folder}"
+                    charts.confusion_figure(labels, matrix, name), key=f"cm_{folder}"
                 )
             else:
                 column.caption(f"{name}: no confusion matrix in its card.")

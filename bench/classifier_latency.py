@@ -129,8 +129,9 @@ def fit_head(model, crops: np.ndarray, labels: np.ndarray) -> None:
 def bench_size(size: int, args: argparse.Namespace, folder: Path) -> list[dict]:
     import keras
 
-    from facemask.export import export_tflite, keras_probabilities, run_tflite, verify_tflite
+    from facemask.convert import export_tflite
     from facemask.models import build_classifier
+    from facemask.verify import keras_probabilities, run_tflite, verify_tflite
 
     keras.utils.set_random_seed(0)
     model, _ = build_classifier("mobilenetv2", size, len(LABELS), weights=str(WEIGHTS))

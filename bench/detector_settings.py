@@ -44,32 +44,14 @@ SWEEP: dict[str, DetectorSettings] = {
     "full": DetectorSettings(model="full", min_score=0.5, min_face=12),
     "full s0.3": DetectorSettings(model="full", min_score=0.3, min_face=12),
     "full+close": DetectorSettings(model="full", min_face=12, close_up_pass=True),
-    "full t2": DetectorSettings(model="full", min_face=12, tiles=2),
-    "full t2 ov0.25": DetectorSettings(model="full", min_face=12, tiles=2, tile_overlap=0.25),
-    "full t2+close s0.4": DetectorSettings(
-        model="full", min_score=0.4, min_face=12, tiles=2, close_up_pass=True
-    ),
-    "full t2+close": DetectorSettings(model="full", min_face=12, tiles=2, close_up_pass=True),
-    "full t2+close s0.6": DetectorSettings(
-        model="full", min_score=0.6, min_face=12, tiles=2, close_up_pass=True
-    ),
-    "full t3+close": DetectorSettings(model="full", min_face=12, tiles=3, close_up_pass=True),
-    "short t2": DetectorSettings(model="short", min_face=12, tiles=2),
-    "short t3 s0.4": DetectorSettings(model="short", min_score=0.4, min_face=12, tiles=3),
-    "short t3": DetectorSettings(model="short", min_face=12, tiles=3),
-    "short t3 s0.6": DetectorSettings(model="short", min_score=0.6, min_face=12, tiles=3),
-    "short t3 ov0.25": DetectorSettings(model="short", min_face=12, tiles=3, tile_overlap=0.25),
-    "short t4": DetectorSettings(model="short", min_face=12, tiles=4),
-    "short t4 s0.6": DetectorSettings(model="short", min_score=0.6, min_face=12, tiles=4),
-    "old PHOTO": DetectorSettings(model="short", min_score=0.6, min_face=16, tiles=4, min_tile=128),
-    "short litert": DetectorSettings(model="short", min_face=12, backend="litert"),
+    "short litert": DetectorSettings(model="short", min_face=12, runtime="litert"),
     "yunet s0.5": DetectorSettings(model="yunet", min_score=0.5, min_face=12),
     "yunet": DetectorSettings(model="yunet", min_score=0.6, min_face=12),
     "yunet s0.7": DetectorSettings(model="yunet", min_score=0.7, min_face=12),
     "yunet uncut": DetectorSettings(model="yunet", min_score=0.6, min_face=12, top_cut=0.0),
     "yunet x2": DetectorSettings(model="yunet", min_score=0.6, min_face=12, scale=2.0),
     "yunet+close": DetectorSettings(
-        model="yunet", min_score=0.6, min_face=12, close_up_pass=True, backend="litert"
+        model="yunet", min_score=0.6, min_face=12, close_up_pass=True, runtime="litert"
     ),
     "WEBCAM": WEBCAM,
     "PHOTO": PHOTO,

@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from facemask.classify import DEFAULT_THREADS, MaskClassifier, load_keras_model  # noqa: E402
-from facemask.detect import WEBCAM, FaceDetector, model_bytes  # noqa: E402
+from facemask.detect import WEBCAM, FaceDetector  # noqa: E402
+from facemask.face_models import model_bytes  # noqa: E402
 from facemask.files import KERAS_FILE  # noqa: E402
 from facemask.images import load_image  # noqa: E402
 from facemask.pipeline import Pipeline, crop_faces  # noqa: E402
@@ -113,14 +114,14 @@ def main() -> None:
     print(
         f"model: {model_dir.name} ({classifier.card.get('architecture')}, {size} px), "
         f"served: {classifier.served_file} via {classifier.runtime}; detector: WEBCAM "
-        f"({WEBCAM.model}, {WEBCAM.backend}); {DEFAULT_THREADS} LiteRT threads; "
+        f"({WEBCAM.model}, {WEBCAM.runtime}); {DEFAULT_THREADS} LiteRT threads; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     frames = {n: webcam_frame(n) for n in (1, 3)}
     take_turns({"process": pipeline.process}, frames[3], runs=20)
     fast_peak = peak_mb()  # before mediapipe and Keras come in
 
-    tasks = FaceDetector(dataclasses.replace(WEBCAM, backend="tasks"))
+    tasks = FaceDetector(dataclasses.replace(WEBCAM, runtime="tasks"))
     keras_model = load_keras_model(model_dir / KERAS_FILE)
 
     def naive(frame: np.ndarray) -> None:

@@ -1,11 +1,26 @@
-"""A model's card.json rendered as a human-readable MODEL_CARD.md."""
+"""A model's card: card.json built at the end of a training, and rendered as MODEL_CARD.md."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import platform
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from facemask import __version__, history
 from facemask.classify import CROP_MARGIN, crop_margin
-from facemask.files import TFLITE_FILE, TFLITE_INT8_FILE
+from facemask.detect import TRAINING
+from facemask.files import TFLITE_FILE, TFLITE_INT8_FILE, portable_path
+
+if TYPE_CHECKING:
+    import keras
+
+    from facemask.config import TrainConfig
+    from facemask.data import DatasetScan
 
 
 def _pct(value: Any) -> str:
@@ -231,3 +246,78 @@ def scene_errors_markdown(rows: list[dict[str, Any]]) -> str:
             + (f"{ms:.2f} |" if isinstance(ms, (int, float)) else "n/a |")
         )
     return "\n".join(lines) + "\n"
+
+
+def build_card(
+    config: TrainConfig,
+    run_id: str,
+    run_dir: Path,
+    model: keras.Model,
+    labels: list[str],
+    scan: DatasetScan,
+    data_report: dict[str, Any],
+    metrics: dict[str, Any],
+    wall_time_s: float,
+) -> dict[str, Any]:
+    """A finished training's card.json (the model-folder contract in docs/architecture.md):
+    what the model is, what it was trained on and how, and how it measured; the exports add
+    their own records later (facemask.export)."""
+    from facemask.models import get_backbone
+
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    return {
+        "name": config.name or run_id,
+        "architecture": get_backbone(config.backbone).title,
+        "backbone": config.backbone,
+        "labels": labels,
+        "input_size": config.input_size,
+        "crop_margin": config.crop_margin,
+        "input": "RGB float32 in [0, 255]; preprocessing is inside the model",
+        "weights": config.weights if config.weights in ("imagenet", "none") else "file",
+        "weights_note": (
+            "base initialised from ImageNet weights (Keras cache), then fine-tuned"
+            if config.weights != "none"
+            else "trained from scratch (no ImageNet weights)"
+        ),
+        "parameters": {"total": int(model.count_params()), "trainable_at_end": trainable},
+        "dataset": {
+            "path": portable_path(scan.root),
+            "name": scan.root.name,
+            "provenance": _provenance(scan.root),
+            **{
+                k: data_report[k] for k in ("images", "face_found", "found_after_padding", "splits")
+            },
+            "no_face_used_whole": len(data_report["no_face_used_whole"]),
+            "skipped": len(data_report["skipped"]),
+        },
+        "metrics": metrics,
+        "training": {
+            "epochs_head": config.epochs_head,
+            "epochs_fine": config.epochs_fine if config.fine_tune_layers else 0,
+            "fine_tune_layers": config.fine_tune_layers,
+            "batch_size": config.batch_size,
+            "learning_rates": {"head": config.lr_head, "fine": config.lr_fine},
+            "augment": config.augment,
+            "bare_weight": config.bare_weight,
+            "hard_negatives": config.hard_negatives,
+            "crop_margin": config.crop_margin,
+            "occluders": config.occluders,
+            **history.phase_totals(history.read(run_dir)),
+            "wall_time_s": wall_time_s,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
+        },
+        "seed": config.seed,
+        "detector_for_crops": asdict(TRAINING),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": config.command,
+        "facemask_version": __version__,
+    }
+
+
+def _provenance(root: Path) -> str:
+    source = root / "SOURCE.md"
+    if source.is_file():
+        for line in source.read_text(errors="replace").splitlines():
+            if "Repository" in line or "repository" in line:
+                return line.strip("-* ").strip()
+    return "not recorded (no SOURCE.md in the dataset folder)"

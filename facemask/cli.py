@@ -97,10 +97,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise FacemaskError("Give a model and --data DIR (or --scenes DIR for scene photos).")
     from facemask.classify import MaskClassifier
     from facemask.data import extract_crops, resize_crops, scan_dataset, split_dataset
-    from facemask.detect import FaceDetector
+    from facemask.detect import TRAINING, FaceDetector
     from facemask.evaluate import classification_metrics, format_metrics, small_face_metrics
     from facemask.files import write_json
-    from facemask.train import TRAINING_DETECTOR
 
     classifier = MaskClassifier(_model_dir(_model_arg(args)), runtime=args.runtime)
     labels = classifier.labels
@@ -112,7 +111,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"{len(items)} images ({args.split}) from {args.data}; cropping faces...", file=sys.stderr
     )
-    crops = extract_crops(items, FaceDetector(TRAINING_DETECTOR), classifier.crop_margin)
+    crops = extract_crops(items, FaceDetector(TRAINING), classifier.crop_margin)
     x = resize_crops(crops.crops, classifier.input_size)
     metrics = {
         "model": str(classifier.model_dir),
@@ -221,8 +220,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 # -- export ----------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     from facemask.classify import read_card
+    from facemask.data import model_test_crops
     from facemask.datasets import find_dataset
-    from facemask.train import export_and_record, test_split_crops
+    from facemask.export import export_and_record
 
     if not _model_arg(args):
         raise FacemaskError("Say which model to export: a model folder or name.")
@@ -232,7 +232,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = args.data or (find_dataset(recorded) if recorded else None)
     if not data or not Path(data).is_dir():
         raise FacemaskError("Export checks the exports on real face crops: give --data DIR.")
-    x_test, y_test = test_split_crops(card, data)
+    x_test, y_test = model_test_crops(card, data)
     exports = export_and_record(
         model_dir, x_test, y_test, tfjs=not args.no_tfjs, check=args.check_images
     )

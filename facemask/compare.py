@@ -1,8 +1,8 @@
-"""Side-by-side comparison of trained models (cards and histories) and its plotly figures.
+"""Side-by-side comparison of trained models: rows from their cards, curves from their histories.
 
 Pure functions over model folders (docs/architecture.md): `comparison_rows` reads card.json
-files, `curves` reads history.csv. The figure builders return plotly figures; nothing here
-imports streamlit.
+files, `curves` reads history.csv (facemask.history); facemask.charts draws them. Nothing
+here imports streamlit.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from facemask import history
 from facemask.classify import MaskClassifier
 from facemask.errors import FacemaskError
 from facemask.files import CARD_FILE, KERAS_FILE, TFLITE_FILE, is_servable, read_json
-from facemask.runs import read_history
 
 LATENCY_KEYS = ("per_face", "served", "tflite", "tflite_float", "median", "p50")
 """Where a card's latency_ms dict keeps the CPU latency of one face, in order of preference."""
@@ -171,7 +171,7 @@ def curves(run_dir: str | os.PathLike) -> dict[str, list[Any]]:
     Keys: epoch, phase, and each of CURVE_METRICS (plus seconds) that the history has; empty
     dict when there is no history. The file's own epoch column is used when it has one.
     """
-    rows = read_history(Path(run_dir))
+    rows = history.read(run_dir)
     if not rows:
         return {}
     series: dict[str, list[Any]] = {"epoch": [], "phase": []}
@@ -195,96 +195,6 @@ def confusion(card: Mapping[str, Any], split: str = "test") -> tuple[list[str], 
     if not isinstance(matrix, list) or len(matrix) != len(labels):
         return [], []
     return labels, [[int(v) for v in row] for row in matrix]
-
-
-# -- plotly figures -------------------------------------------------------------------------
-def curves_figure(runs: Mapping[str, Mapping[str, Sequence[Any]]], metric: str):
-    """Train (solid) vs validation (dotted) curves of `metric` per epoch, one colour per run."""
-    import plotly.graph_objects as go
-    from plotly.colors import qualitative
-
-    fig = go.Figure()
-    palette = qualitative.Plotly
-    for i, (name, series) in enumerate(runs.items()):
-        color = palette[i % len(palette)]
-        for key, dash, suffix in ((metric, "solid", "train"), (f"val_{metric}", "dot", "val")):
-            if key not in series:
-                continue
-            fig.add_trace(
-                go.Scatter(
-                    x=list(series["epoch"]),
-                    y=list(series[key]),
-                    mode="lines+markers",
-                    name=f"{name} · {suffix}",
-                    line={"color": color, "dash": dash},
-                    customdata=list(series.get("phase", [])),
-                    hovertemplate="epoch %{x} (%{customdata})<br>%{y:.4f}<extra>%{fullData.name}"
-                    "</extra>",
-                )
-            )
-    fig.update_layout(
-        title=metric.replace("_", " ").capitalize(),
-        xaxis_title="epoch (head, then fine-tune)",
-        yaxis_title=metric,
-        height=360,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
-    )
-    return fig
-
-
-def confusion_figure(labels: Sequence[str], matrix: Sequence[Sequence[int]], title: str):
-    """Confusion matrix heatmap: rows true label, columns predicted, counts in the cells."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure(
-        go.Heatmap(
-            z=[list(r) for r in matrix],
-            x=list(labels),
-            y=list(labels),
-            colorscale="Blues",
-            text=[[str(v) for v in r] for r in matrix],
-            texttemplate="%{text}",
-            showscale=False,
-            hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title=title,
-        xaxis_title="predicted",
-        yaxis_title="true",
-        yaxis_autorange="reversed",
-        height=320,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-    )
-    return fig
-
-
-def comparison_figure(rows: Sequence[Mapping[str, Any]], key: str):
-    """Bar chart of one numeric column of the comparison, one bar per model."""
-    import plotly.graph_objects as go
-
-    shown = [r for r in rows if r.get(key) is not None]
-    fig = go.Figure(
-        go.Bar(
-            x=[r["name"] for r in shown],
-            y=[r[key] for r in shown],
-            text=[_fmt(r[key]) for r in shown],
-            textposition="auto",
-        )
-    )
-    fig.update_layout(
-        title=COLUMNS.get(key, key),
-        height=280,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-    )
-    return fig
-
-
-def _fmt(value: float) -> str:
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
 
 
 # -- display text (the Training page's table) ------------------------------------------------

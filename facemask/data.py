@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facemask.classify import CROP_MARGIN
-from facemask.detect import FaceDetector
+from facemask.classify import CROP_MARGIN, crop_margin
+from facemask.detect import TRAINING, FaceDetector
 from facemask.errors import DatasetError, ImageError
 from facemask.images import IMAGE_EXTENSIONS, load_image
 from facemask.pipeline import crop_faces
@@ -309,3 +309,12 @@ def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
         return crops
     interpolation = cv2.INTER_AREA if size < crops.shape[1] else cv2.INTER_LINEAR
     return np.stack([cv2.resize(c, (size, size), interpolation=interpolation) for c in crops])
+
+
+def model_test_crops(card: dict, data: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A model's test split of `data` (its card's labels and seed), its faces cut as the model
+    sees them (the TRAINING detector, the card's crop margin) at its input size: (crops, labels)."""
+    scan = scan_dataset(data, labels=card["labels"])
+    test = split_dataset(scan, seed=card.get("seed", 0))["test"]
+    crops = extract_crops([scan.items[i] for i in test], FaceDetector(TRAINING), crop_margin(card))
+    return resize_crops(crops.crops, card["input_size"]), crops.labels

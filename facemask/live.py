@@ -11,14 +11,11 @@ is not queued; it is answered at once with the last annotated picture.
 Several browsers share one server: `SessionSlots` admits at most `max_sessions_from_env()`
 streaming sessions per process (a measured capacity, see the README); a session beyond it is
 refused before it starts and told to use the in-browser page.
-
-`rtc_configuration()` reads the ICE servers (STUN/TURN) from the environment.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import threading
@@ -35,13 +32,11 @@ import numpy as np
 from facemask.errors import FacemaskError
 from facemask.files import write_json
 from facemask.pipeline import (
-    LABEL_TEXT,
     Detection,
     FaceTracker,
     FrameTimer,
     Pipeline,
     annotate,
-    label_color,
 )
 
 log = logging.getLogger(__name__)
@@ -49,10 +44,6 @@ log = logging.getLogger(__name__)
 HISTORY_SIZE = 1800
 """Frame records kept per session for the chart: a minute at 30 fps."""
 
-ICE_SERVERS_ENV = "FACEMASK_ICE_SERVERS"
-"""JSON list of RTCIceServer objects, e.g. [{"urls": "turn:host:3478", "username": ..., ...}]."""
-ICE_SERVERS_FILE_ENV = "FACEMASK_ICE_SERVERS_FILE"
-"""Path of a JSON file holding that list (or {"iceServers": [...]}); for secrets kept on disk."""
 STATUS_FILE_ENV = "FACEMASK_TEST_STATUS_FILE"
 """When set, every session writes its frame counters there as JSON (the browser test reads it)."""
 MAX_SESSIONS_ENV = "FACEMASK_LIVE_MAX_SESSIONS"
@@ -62,8 +53,6 @@ DEFAULT_MAX_SESSIONS = 4
 beyond that every session slows down, so a fifth is turned away instead."""
 SLOT_IDLE_S = 5.0
 """A session that sent no frame for this long gives its slot up (a closed tab sends no Stop)."""
-
-_ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
 
 class FrameRecord(NamedTuple):
@@ -369,102 +358,7 @@ def counts_per_second(
     return series
 
 
-def counts_figure(series: Mapping[str, list], labels: tuple[str, ...]):
-    """Faces in view over time, stacked by label (so equal counts never hide each other)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for label in labels:
-        r, g, b = label_color(label)
-        fig.add_trace(
-            go.Scatter(
-                x=series["time"],
-                y=series[label],
-                mode="lines",
-                stackgroup="faces",
-                name=LABEL_TEXT.get(label, label),
-                line={"color": f"rgb({r},{g},{b})", "width": 1.5, "shape": "hv"},
-                fillcolor=f"rgba({r},{g},{b},0.45)",
-                hovertemplate="%{x|%H:%M:%S}: %{y} faces<extra>%{fullData.name}</extra>",
-            )
-        )
-    fig.update_layout(
-        title="Faces in view (mean per second, last minute)",
-        yaxis_title="faces",
-        yaxis_rangemode="tozero",
-        height=320,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.2, "traceorder": "normal"},
-    )
-    return fig
-
-
 def status_file_from_env(environ: Mapping[str, str] = os.environ) -> Path | None:
     """The status file to write (FACEMASK_TEST_STATUS_FILE), if any."""
     value = environ.get(STATUS_FILE_ENV, "").strip()
     return Path(value) if value else None
-
-
-def rtc_configuration(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The WebRTC configuration for both browser and server: {"iceServers": [...]}.
-
-    Empty by default: enough on the same machine or a LAN, and nothing is contacted. Behind NAT
-    (a hosted app) set FACEMASK_ICE_SERVERS to a JSON list of servers, usually one TURN server
-    with a username and credential, or FACEMASK_ICE_SERVERS_FILE to a file holding it. The key
-    is always present: without it streamlit-webrtc would look servers up on the network.
-    Raises FacemaskError when the setting is not a valid list of servers.
-    """
-    text = environ.get(ICE_SERVERS_ENV, "").strip()
-    source = ICE_SERVERS_ENV
-    file_name = environ.get(ICE_SERVERS_FILE_ENV, "").strip()
-    if not text and file_name:
-        source = file_name
-        try:
-            text = Path(file_name).read_text()
-        except OSError as exc:
-            raise FacemaskError(
-                f"{ICE_SERVERS_FILE_ENV} names {file_name}, which could not be read: "
-                f"{exc.strerror or exc}."
-            ) from exc
-    if not text:
-        return {"iceServers": []}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise FacemaskError(f"The ICE servers in {source} are not valid JSON: {exc}.") from exc
-    if isinstance(value, dict) and set(value) == {"iceServers"}:
-        value = value["iceServers"]
-    return {"iceServers": [_ice_server(server, source) for server in _as_list(value, source)]}
-
-
-def _as_list(value: Any, source: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise FacemaskError(
-            f'The ICE servers in {source} must be a JSON list of objects with "urls".'
-        )
-    return value
-
-
-def _ice_server(server: Any, source: str) -> dict[str, Any]:
-    """Check one RTCIceServer dict: urls (string or list) and optional username/credential."""
-    if not isinstance(server, dict) or "urls" not in server:
-        raise FacemaskError(f'Every ICE server in {source} must be an object with "urls".')
-    urls = server["urls"]
-    url_list = [urls] if isinstance(urls, str) else urls
-    if (
-        not isinstance(url_list, list)
-        or not url_list
-        or not all(isinstance(u, str) and u.startswith(_ICE_SCHEMES) for u in url_list)
-    ):
-        raise FacemaskError(
-            f"ICE server urls in {source} must start with stun:, stuns:, turn: or turns:."
-        )
-    unknown = set(server) - {"urls", "username", "credential"}
-    if unknown:
-        raise FacemaskError(
-            f"Unknown ICE server field(s) in {source}: {', '.join(sorted(unknown))}."
-        )
-    for field in ("username", "credential"):
-        if field in server and not isinstance(server[field], str):
-            raise FacemaskError(f"The ICE server {field} in {source} must be a string.")
-    return {k: server[k] for k in ("urls", "username", "credential") if k in server}

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from facemask.classify import CROP_MARGIN, MaskClassifier, decide_indices
-from facemask.detect import PHOTO, WEBCAM, DetectorSettings, Face, FaceDetector, box_iou
+from facemask.detect import PHOTO, WEBCAM, DetectorSettings, Face, FaceDetector
+from facemask.face_models import box_iou
 from facemask.gate import check_frame
 
 DETECTOR_PRESETS: dict[str, DetectorSettings] = {"webcam": WEBCAM, "photo": PHOTO}

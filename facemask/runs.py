@@ -8,7 +8,6 @@ run never shows up as complete; it can be resumed from its last checkpoint.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shutil
@@ -25,7 +24,6 @@ from facemask.classify import read_card
 from facemask.errors import ModelError, RunError
 from facemask.files import (
     CARD_FILE,
-    HISTORY_FILE,
     LOG_FILE,
     PID_FILE,
     REPO_ROOT,
@@ -45,24 +43,6 @@ def safe_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise ModelError(f"{name!r} is not a valid model name (letters, digits, '.', '_', '-').")
     return name
-
-
-def read_history(run_dir: Path) -> list[dict[str, float | str]]:
-    """history.csv as a list of rows (numbers parsed)."""
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            parsed: dict[str, float | str] = {}
-            for key, value in row.items():
-                try:
-                    parsed[key] = float(value)
-                except (TypeError, ValueError):
-                    parsed[key] = value
-            rows.append(parsed)
-    return rows
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from facemask.detect import Face, box_iou
+from facemask.detect import Face
 from facemask.errors import DatasetError
+from facemask.face_models import box_iou
 from facemask.images import load_image
 
 Box = tuple[float, float, float, float]

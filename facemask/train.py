@@ -4,25 +4,22 @@ exported run directory, is `train()`."""
 
 from __future__ import annotations
 
-import csv
 import os
-import platform
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from facemask import __version__
+from facemask import history
 from facemask.augment import BARE_LABEL
-from facemask.classify import crop_margin
+from facemask.card import build_card
 from facemask.config import TrainConfig
 from facemask.data import (
     CropSet,
@@ -32,7 +29,7 @@ from facemask.data import (
     scan_dataset,
     split_dataset,
 )
-from facemask.detect import DetectorSettings, FaceDetector
+from facemask.detect import TRAINING, FaceDetector
 from facemask.errors import RunError
 from facemask.evaluate import (
     SMALL_FACE_SIZES,
@@ -51,13 +48,13 @@ from facemask.events import (
     Progress,
     Stage,
 )
+from facemask.export import export_and_record
 from facemask.files import (
     BEST_FILE,
     CARD_FILE,
     CHECKPOINT_FILE,
     CONFIG_FILE,
     DATA_REPORT_FILE,
-    HISTORY_FILE,
     KERAS_FILE,
     METRICS_FILE,
     PID_FILE,
@@ -67,18 +64,11 @@ from facemask.files import (
     read_json,
     write_json,
 )
-from facemask.models import build_classifier, get_backbone, unfreeze_top
-from facemask.runs import RunStore, read_history
+from facemask.models import build_classifier, unfreeze_top
+from facemask.runs import RunStore
 
-TRAINING_DETECTOR = DetectorSettings(model="short", min_score=0.5, min_face=12)
-"""Measured on 300 training photos: the short-range model finds 97% of their faces (95% of the
-masked ones), the full-range model 84%; tight crops are retried padded (facemask.data)."""
 HARD_COPIES = 2
 """Extra copies of each hard negative in the fine-tuning data."""
-HISTORY_COLUMNS = (
-    "epoch", "phase", "phase_epoch", "loss", "accuracy", "val_loss", "val_accuracy",
-    "learning_rate", "seconds", "images_per_s",
-)  # fmt: skip
 
 
 class TrainingCancelled(Exception):
@@ -162,7 +152,7 @@ def train(
         splits = split_dataset(scan, seed=config.seed)
         events.emit(Stage("crops", "Finding and cropping faces (cached)"))
         log("  finding faces with the inference detector and cropping them (cached)")
-        detector = FaceDetector(TRAINING_DETECTOR)
+        detector = FaceDetector(TRAINING)
         crops = extract_crops(
             scan.items,
             detector,
@@ -197,7 +187,10 @@ def train(
         log(_metrics_line(metrics))
         model.optimizer = None  # the served model carries no optimizer state (3x smaller)
         model.save(run_dir / KERAS_FILE)
-        card = _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, started)
+        wall_time_s = round(time.time() - started, 1)
+        card = build_card(
+            config, run_id, run_dir, model, labels, scan, data_report, metrics, wall_time_s
+        )
         write_json(run_dir / CARD_FILE, card)
 
         events.emit(Stage("export", "Exporting to TFLite and TF.js"))
@@ -245,10 +238,10 @@ class _Fitter:
         self.x_train, self.y_train = x["train"], y["train"]
         self.state = state  # {"phase": ..., "epoch": epochs done in it, "best": val_loss}
         if not state:
-            _write_history_header(run_dir / HISTORY_FILE)
+            history.start(run_dir)
         else:  # a kill between history.csv and state.json may have left one row too many
             head = config.epochs_head if state["phase"] == "fine" else 0
-            _trim_history(run_dir / HISTORY_FILE, head + int(state["epoch"]))
+            history.trim(run_dir, head + int(state["epoch"]))
 
     def phase(self, model, name: str, epochs: int, learning_rate: float) -> None:
         done = self._epochs_done(name)
@@ -382,12 +375,12 @@ class _Progress(keras.callbacks.Callback):
         state.update(phase=self.phase, epoch=epoch + 1)
         global_epoch = epoch + 1 + (fitter.config.epochs_head if self.phase == "fine" else 0)
         # NOTE: history before state: a kill between them leaves a row that resume trims
-        with (fitter.run_dir / HISTORY_FILE).open("a", newline="") as handle:
-            csv.writer(handle).writerow([
-                global_epoch, self.phase, epoch + 1, logs.get("loss"), logs.get("accuracy"),
-                logs.get("val_loss"), logs.get("val_accuracy"), self.learning_rate,
-                round(seconds, 2), round(rate, 1),
-            ])  # fmt: skip
+        history.append(fitter.run_dir, {
+            "epoch": global_epoch, "phase": self.phase, "phase_epoch": epoch + 1,
+            **{k: logs.get(k) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+            "learning_rate": self.learning_rate, "seconds": round(seconds, 2),
+            "images_per_s": round(rate, 1),
+        })  # fmt: skip
         write_json(fitter.run_dir / STATE_FILE, state)
         fitter.state = state
         fitter.events.emit(
@@ -396,55 +389,8 @@ class _Progress(keras.callbacks.Callback):
         )  # fmt: skip
 
 
-def export_and_record(
-    model_dir: Path, x_test: np.ndarray, y_test: np.ndarray, tfjs: bool = True, check: int = 200
-) -> dict:
-    """Export a model folder to TFLite and TF.js, checked against Keras on a random (so
-    class-mixed) sample of test crops; then record in its card the per-crop latency of each
-    TFLite file and the test accuracy of the file actually served."""
-    from facemask.classify import MaskClassifier
-    from facemask.export import export_all
-
-    sample = np.random.default_rng(0).permutation(len(x_test))[:check]
-    exports = export_all(model_dir, x_test[sample], tfjs=tfjs)
-    served = MaskClassifier(model_dir)
-    card = read_json(Path(model_dir) / CARD_FILE)
-    labels = card["labels"]
-    card["latency_ms"] = {  # one face crop, measured while exporting (load-dependent)
-        e["file"]: e["ms_per_crop"]
-        for e in exports.values()
-        if isinstance(e, dict) and "ms_per_crop" in e and "file" in e
-    }
-    card["metrics"]["served"] = {
-        "file": served.served_file,
-        "test": classification_metrics(y_test, served.predict(x_test), labels),
-        "test_small_faces": small_face_metrics(served.predict, x_test, y_test, labels),
-    }
-    write_json(Path(model_dir) / CARD_FILE, card)
-    return exports
-
-
 def _round(logs: dict | None) -> dict[str, float]:
     return {k: round(float(v), 5) for k, v in (logs or {}).items() if np.isscalar(v)}
-
-
-def _write_history_header(path: Path) -> None:
-    with path.open("w", newline="") as handle:
-        csv.writer(handle).writerow(HISTORY_COLUMNS)
-
-
-def _trim_history(path: Path, epochs_done: int) -> None:
-    """Keep the header and the rows of the first `epochs_done` epochs (global numbering)."""
-    if not path.is_file():
-        _write_history_header(path)
-        return
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= epochs_done]
-    if len(kept) == len(rows) - 1:
-        return
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
-        csv.writer(handle).writerows([HISTORY_COLUMNS, *kept])
 
 
 def _data_report(scan: DatasetScan, splits: dict[str, list[int]], crops: CropSet) -> dict:
@@ -491,89 +437,6 @@ def _metrics_line(metrics: dict) -> str:
         f"ROC AUC {test['roc_auc']}); small faces {small['accuracy']:.2%} "
         f"{small['accuracy_by_side_px']}"
     )
-
-
-def _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, started) -> dict:
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    return {
-        "name": config.name or run_id,
-        "architecture": get_backbone(config.backbone).title,
-        "backbone": config.backbone,
-        "labels": labels,
-        "input_size": config.input_size,
-        "crop_margin": config.crop_margin,
-        "input": "RGB float32 in [0, 255]; preprocessing is inside the model",
-        "weights": config.weights if config.weights in ("imagenet", "none") else "file",
-        "weights_note": (
-            "base initialised from ImageNet weights (Keras cache), then fine-tuned"
-            if config.weights != "none"
-            else "trained from scratch (no ImageNet weights)"
-        ),
-        "parameters": {"total": int(model.count_params()), "trainable_at_end": trainable},
-        "dataset": {
-            "path": portable_path(scan.root),
-            "name": scan.root.name,
-            "provenance": _provenance(scan.root),
-            **{
-                k: data_report[k] for k in ("images", "face_found", "found_after_padding", "splits")
-            },
-            "no_face_used_whole": len(data_report["no_face_used_whole"]),
-            "skipped": len(data_report["skipped"]),
-        },
-        "metrics": metrics,
-        "training": {
-            "epochs_head": config.epochs_head,
-            "epochs_fine": config.epochs_fine if config.fine_tune_layers else 0,
-            "fine_tune_layers": config.fine_tune_layers,
-            "batch_size": config.batch_size,
-            "learning_rates": {"head": config.lr_head, "fine": config.lr_fine},
-            "augment": config.augment,
-            "bare_weight": config.bare_weight,
-            "hard_negatives": config.hard_negatives,
-            "crop_margin": config.crop_margin,
-            "occluders": config.occluders,
-            **_phase_totals(read_history(run_dir)),
-            "wall_time_s": round(time.time() - started, 1),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
-        },
-        "seed": config.seed,
-        "detector_for_crops": asdict(TRAINING_DETECTOR),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": config.command,
-        "facemask_version": __version__,
-    }
-
-
-def test_split_crops(card: dict, data: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """A model's test split of `data` (the card's labels and seed), its faces cut as the model
-    sees them (TRAINING_DETECTOR, the card's crop margin) at its input size: (crops, labels)."""
-    scan = scan_dataset(data, labels=card["labels"])
-    test = split_dataset(scan, seed=card.get("seed", 0))["test"]
-    detector = FaceDetector(TRAINING_DETECTOR)
-    crops = extract_crops([scan.items[i] for i in test], detector, crop_margin(card))
-    return resize_crops(crops.crops, card["input_size"]), crops.labels
-
-
-def _phase_totals(history: list[dict]) -> dict[str, dict[str, float]]:
-    """Seconds and mean images/s per phase from history.csv (a resumed run included)."""
-    phases: dict[str, list[dict]] = {}
-    for row in history:
-        phases.setdefault(str(row["phase"]), []).append(row)
-    return {
-        "seconds_by_phase": {k: round(sum(r["seconds"] for r in v), 1) for k, v in phases.items()},
-        "images_per_s_by_phase": {
-            k: round(sum(r["images_per_s"] for r in v) / len(v), 1) for k, v in phases.items()
-        },
-    }
-
-
-def _provenance(root: Path) -> str:
-    source = root / "SOURCE.md"
-    if source.is_file():
-        for line in source.read_text(errors="replace").splitlines():
-            if "Repository" in line or "repository" in line:
-                return line.strip("-* ").strip()
-    return "not recorded (no SOURCE.md in the dataset folder)"
 
 
 def _record(config: TrainConfig) -> dict:

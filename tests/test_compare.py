@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from facemask import history
+from facemask.charts import confusion_figure, curves_figure
 from facemask.compare import (
     COLUMNS,
     comparison_rows,
     confusion,
-    confusion_figure,
     curves,
-    curves_figure,
     display_row,
     latency_per_face_ms,
     macro_f1,
@@ -25,7 +25,6 @@ from facemask.compare import (
     unmeasured,
     with_measured_latency,
 )
-from facemask.runs import read_history
 
 VGG_CARD = {
     "name": "vgg-run",
@@ -115,13 +114,13 @@ def test_macro_f1_is_the_unweighted_mean() -> None:
 
 
 def test_curves_follow_the_history(tiny_model_dir: Path, tmp_path: Path) -> None:
-    history = read_history(tiny_model_dir)
+    rows = history.read(tiny_model_dir)
     series = curves(tiny_model_dir)
-    assert len(series["epoch"]) == len(history) >= 2
+    assert len(series["epoch"]) == len(rows) >= 2
     assert series["epoch"] == sorted(series["epoch"])
     assert {"head", "fine"} <= set(series["phase"])
-    assert series["loss"] == pytest.approx([row["loss"] for row in history])
-    assert series["val_accuracy"] == pytest.approx([row["val_accuracy"] for row in history])
+    assert series["loss"] == pytest.approx([row["loss"] for row in rows])
+    assert series["val_accuracy"] == pytest.approx([row["val_accuracy"] for row in rows])
     assert curves(tmp_path) == {}
 
     other = Path(shutil.copytree(tiny_model_dir, tmp_path / "other"))

@@ -16,10 +16,9 @@ from facemask.data import (
     split_dataset,
     thumbnail,
 )
-from facemask.detect import FaceDetector
+from facemask.detect import TRAINING, FaceDetector
 from facemask.errors import DatasetError
 from facemask.images import load_image
-from facemask.train import TRAINING_DETECTOR
 
 
 @pytest.fixture
@@ -99,7 +98,7 @@ def test_no_near_duplicate_group_of_the_real_dataset_straddles_splits():
 
 def test_crops_are_cached_by_content(mini_dataset, tmp_path):
     scan = scan_dataset(mini_dataset, limit_per_class=3)
-    detector = FaceDetector(TRAINING_DETECTOR)
+    detector = FaceDetector(TRAINING)
     first = extract_crops(scan.items, detector, cache_dir=tmp_path)
     assert first.crops.shape == (6, CROP_STORE_SIZE, CROP_STORE_SIZE, 3)
     assert first.face_found.sum() >= 4

@@ -15,18 +15,8 @@ import pytest
 from conftest import require_shared
 from PIL import Image
 
-from facemask.detect import (
-    MODEL_FILES,
-    PHOTO,
-    WEBCAM,
-    DetectorSettings,
-    Face,
-    FaceDetector,
-    box_iou,
-    ssd_anchors,
-    tile_windows,
-    weighted_nms,
-)
+from facemask.detect import PHOTO, WEBCAM, DetectorSettings, Face, FaceDetector
+from facemask.face_models import MODEL_FILES, box_iou, ssd_anchors, weighted_nms
 from facemask.images import load_image
 from facemask.scenes import load_scenes
 
@@ -44,11 +34,11 @@ FACES: dict[str, tuple[int, int, int, int]] = {
     "without_mask_00599.jpg": (45, 80, 138, 178),
 }
 FULL = DetectorSettings(model="full")
-FULL_TILED = DetectorSettings(model="full", tiles=2, close_up_pass=True)
+FULL_CLOSE = DetectorSettings(model="full", close_up_pass=True)
 YUNET = DetectorSettings(model="yunet", min_score=0.6, min_face=16)
 # BlazeFace short range, every face the model reports: through LiteRT (ours) and through Tasks
-LITERT = DetectorSettings(model="short", min_score=0.5, min_face=0, backend="litert")
-TASKS = dataclasses.replace(LITERT, backend="tasks")
+LITERT = DetectorSettings(model="short", min_score=0.5, min_face=0, runtime="litert")
+TASKS = dataclasses.replace(LITERT, runtime="tasks")
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -65,7 +55,7 @@ def detectors() -> dict[str, FaceDetector]:
         "webcam": FaceDetector(WEBCAM),
         "full": FaceDetector(FULL),
         "photo": FaceDetector(PHOTO),
-        "full-tiled": FaceDetector(FULL_TILED),
+        "full+close": FaceDetector(FULL_CLOSE),
         "yunet": FaceDetector(YUNET),
         "tasks": FaceDetector(TASKS),
     }
@@ -85,7 +75,7 @@ def check_faces(faces: list[Face], width: int, height: int) -> None:
         assert 0.0 <= face.score <= 1.0
 
 
-@pytest.mark.parametrize("preset", ["webcam", "full", "photo", "full-tiled", "yunet", "tasks"])
+@pytest.mark.parametrize("preset", ["webcam", "full", "photo", "full+close", "yunet", "tasks"])
 @pytest.mark.parametrize("name", sorted(FACES))
 def test_finds_the_known_face(detectors, preset: str, name: str) -> None:
     rgb = photo(name)
@@ -151,7 +141,7 @@ def three_face_strip() -> tuple[np.ndarray, list[tuple[float, ...]]]:
     return np.concatenate(parts, axis=1), boxes
 
 
-@pytest.mark.parametrize("preset", ["webcam", "full", "photo", "full-tiled", "yunet"])
+@pytest.mark.parametrize("preset", ["webcam", "full", "photo", "full+close", "yunet"])
 def test_several_faces(detectors, preset: str) -> None:
     strip, expected = three_face_strip()
     faces = detectors[preset].detect(strip)
@@ -221,13 +211,11 @@ def test_rejects_what_is_not_an_image(detectors) -> None:
     with pytest.raises(ValueError):
         DetectorSettings(model="long")
     with pytest.raises(ValueError):
-        DetectorSettings(tile_overlap=1.0)
-    with pytest.raises(ValueError):
-        DetectorSettings(model="full", backend="litert")
+        DetectorSettings(model="full", runtime="litert")
     with pytest.raises(ValueError):
         DetectorSettings(model="short", scale=2.0)
     with pytest.raises(ValueError):
-        DetectorSettings(backend="onnx")
+        DetectorSettings(runtime="onnx")
 
 
 def test_thread_safe(detectors) -> None:
@@ -237,36 +225,6 @@ def test_thread_safe(detectors) -> None:
     with ThreadPoolExecutor(4) as pool:
         parallel = list(pool.map(detector.detect, images))
     assert parallel == sequential
-
-
-@pytest.mark.parametrize("size", [(640, 480), (1024, 576), (333, 500), (256, 256)])
-@pytest.mark.parametrize("tiles", [1, 2, 3])
-def test_tiles_are_squares_covering_the_image(size: tuple[int, int], tiles: int) -> None:
-    width, height = size
-    covered = np.zeros((height, width), bool)
-    windows = tile_windows(width, height, tiles, 0.5)
-    for x0, y0, x1, y1 in windows:
-        assert x1 - x0 == y1 - y0 <= min(width, height)
-        assert 0 <= x0 and 0 <= y0 and x1 <= width and y1 <= height
-        covered[y0:y1, x0:x1] = True
-    assert covered.all()
-    across_short = {y0 for _, y0, _, _ in windows} if height <= width else {w[0] for w in windows}
-    assert len(across_short) == tiles
-
-
-def test_min_tile_means_fewer_tiles_on_small_images() -> None:
-    assert tile_windows(640, 480, 0, 0.5) == []
-    assert len(tile_windows(1024, 576, 4, 0.5, min_tile=128)) == 4 * 8  # 231 px tiles
-    small = tile_windows(180, 270, 4, 0.5, min_tile=128)  # 4 across would be 72 px
-    assert small and min(x1 - x0 for x0, _, x1, _ in small) >= 128
-    assert tile_windows(100, 150, 4, 0.5, min_tile=128) == []
-
-
-def test_presets() -> None:
-    assert WEBCAM.model == "short" and WEBCAM.tiles == 0 and not WEBCAM.close_up_pass
-    assert WEBCAM.backend == "litert"
-    assert PHOTO.model == "yunet" and PHOTO.close_up_pass and PHOTO.min_score >= 0.5
-    assert PHOTO.backend == "litert" and PHOTO.max_pixels > 0
 
 
 def test_import_is_light() -> None:
@@ -319,7 +277,7 @@ def test_litert_finds_what_the_tasks_detector_finds_on_scene_photos(detectors) -
     scenes = load_scenes(require_shared("datasets", "maskilc-scenes"))[::32]  # 21 photos
     low = dataclasses.replace(LITERT, min_score=0.3)
     found = 0
-    with FaceDetector(low) as ours, FaceDetector(dataclasses.replace(low, backend="tasks")) as mp:
+    with FaceDetector(low) as ours, FaceDetector(dataclasses.replace(low, runtime="tasks")) as mp:
         for scene in scenes:
             rgb = scene.load()
             faces = ours.detect(rgb)
@@ -356,7 +314,7 @@ def test_weighted_nms_merges_by_score() -> None:
 def test_max_pixels_bounds_the_work_and_maps_boxes_back(model: str) -> None:
     rgb = photo("astronaut.jpg")
     big = np.asarray(Image.fromarray(rgb).resize((4096, 4096), Image.Resampling.BILINEAR))
-    settings = DetectorSettings(model=model, min_score=0.5, max_pixels=512 * 512, backend="litert")
+    settings = DetectorSettings(model=model, min_score=0.5, max_pixels=512 * 512, runtime="litert")
     with FaceDetector(settings) as bounded:
         (face,) = bounded.detect(big)
     with FaceDetector(dataclasses.replace(settings, max_pixels=0)) as whole:

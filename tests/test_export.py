@@ -17,25 +17,25 @@ import numpy as np
 import pytest
 
 from facemask.classify import MaskClassifier, read_card
-from facemask.export import (
+from facemask.convert import export_tfjs, export_tflite
+from facemask.export import export_all
+from facemask.images import load_image
+from facemask.pipeline import crop_faces
+from facemask.serving import (
     BROWSER_MAX_BYTES,
     BROWSER_MIN_AGREEMENT,
     INT8_MAX_TIME_RATIO,
     INT8_MIN_AGREEMENT,
-    RUN_TFJS_SCRIPT,
-    TFJS_VERIFY_MAX,
     choose_serving,
-    export_all,
-    export_tfjs,
-    export_tflite,
+)
+from facemask.tfjs_node import RUN_TFJS_SCRIPT, tfjs_unavailable
+from facemask.verify import (
+    TFJS_VERIFY_MAX,
     interleaved_ms_per_crop,
     keras_probabilities,
-    tfjs_unavailable,
     verify_tfjs,
     verify_tflite,
 )
-from facemask.images import load_image
-from facemask.pipeline import crop_faces
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facemask import live, webrtc_fixes
+from facemask import charts, live, webrtc
 from facemask.classify import MaskClassifier
 from facemask.detect import PHOTO, WEBCAM, FaceDetector
 from facemask.errors import FacemaskError, ModelError
@@ -378,15 +378,15 @@ def test_counts_per_second_averages_whole_seconds():
     assert series["with_mask"] == [1.5, 0.0]
     assert series["without_mask"] == [0.5, 1.0]
     assert len(series["time"]) == 2
-    figure = live.counts_figure(series, labels)
+    figure = charts.counts_figure(series, labels)
     assert [trace.name for trace in figure.data] == ["Mask", "No mask"]
     assert live.counts_per_second([], labels) == {"time": [], "with_mask": [], "without_mask": []}
 
 
 # -- ICE servers -------------------------------------------------------------------------------
 def test_ice_servers_default_to_none_so_nothing_is_contacted():
-    assert live.rtc_configuration({}) == {"iceServers": []}
-    assert live.rtc_configuration({live.ICE_SERVERS_ENV: "  "}) == {"iceServers": []}
+    assert webrtc.rtc_configuration({}) == {"iceServers": []}
+    assert webrtc.rtc_configuration({webrtc.ICE_SERVERS_ENV: "  "}) == {"iceServers": []}
 
 
 def test_ice_servers_from_env_json():
@@ -394,19 +394,19 @@ def test_ice_servers_from_env_json():
         {"urls": "stun:stun.example.org:3478"},
         {"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "secret"},
     ]
-    env = {live.ICE_SERVERS_ENV: json.dumps(servers)}
-    assert live.rtc_configuration(env) == {"iceServers": servers}
-    wrapped = {live.ICE_SERVERS_ENV: json.dumps({"iceServers": servers})}
-    assert live.rtc_configuration(wrapped) == {"iceServers": servers}
+    env = {webrtc.ICE_SERVERS_ENV: json.dumps(servers)}
+    assert webrtc.rtc_configuration(env) == {"iceServers": servers}
+    wrapped = {webrtc.ICE_SERVERS_ENV: json.dumps({"iceServers": servers})}
+    assert webrtc.rtc_configuration(wrapped) == {"iceServers": servers}
 
 
 def test_ice_servers_from_a_file(tmp_path):
     path = tmp_path / "ice.json"
     path.write_text(json.dumps([{"urls": "turns:turn.example.org:443", "username": "u"}]))
-    config = live.rtc_configuration({live.ICE_SERVERS_FILE_ENV: str(path)})
+    config = webrtc.rtc_configuration({webrtc.ICE_SERVERS_FILE_ENV: str(path)})
     assert config == {"iceServers": [{"urls": "turns:turn.example.org:443", "username": "u"}]}
     with pytest.raises(FacemaskError, match="could not be read"):
-        live.rtc_configuration({live.ICE_SERVERS_FILE_ENV: str(tmp_path / "missing.json")})
+        webrtc.rtc_configuration({webrtc.ICE_SERVERS_FILE_ENV: str(tmp_path / "missing.json")})
 
 
 @pytest.mark.parametrize(
@@ -423,8 +423,8 @@ def test_ice_servers_from_a_file(tmp_path):
 )
 def test_bad_ice_servers_raise_one_clear_sentence(value, message):
     with pytest.raises(FacemaskError, match=message) as caught:
-        live.rtc_configuration({live.ICE_SERVERS_ENV: value})
-    assert live.ICE_SERVERS_ENV in str(caught.value)
+        webrtc.rtc_configuration({webrtc.ICE_SERVERS_ENV: value})
+    assert webrtc.ICE_SERVERS_ENV in str(caught.value)
     assert "\n" not in str(caught.value)
 
 
@@ -432,7 +432,7 @@ def test_bad_ice_servers_raise_one_clear_sentence(value, message):
 @pytest.fixture()
 def restore_loopback():
     yield
-    webrtc_fixes.set_loopback_only(False)
+    webrtc.set_loopback_only(False)
 
 
 def test_loopback_mode_follows_the_env_var_and_undoes_itself(restore_loopback):
@@ -440,16 +440,16 @@ def test_loopback_mode_follows_the_env_var_and_undoes_itself(restore_loopback):
 
     original_hosts = aioice.ice.get_host_addresses
     original_add = aioice.ice.Connection.add_remote_candidate
-    assert webrtc_fixes.apply_loopback_mode({}) is False
+    assert webrtc.apply_loopback_mode({}) is False
     assert aioice.ice.get_host_addresses is original_hosts
 
-    assert webrtc_fixes.apply_loopback_mode({webrtc_fixes.LOOPBACK_ENV: "1"}) is True
-    assert webrtc_fixes.loopback_only()
+    assert webrtc.apply_loopback_mode({webrtc.LOOPBACK_ENV: "1"}) is True
+    assert webrtc.loopback_only()
     assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
-    webrtc_fixes.apply_loopback_mode({webrtc_fixes.LOOPBACK_ENV: "1"})  # idempotent
-    assert webrtc_fixes.loopback_only()
+    webrtc.apply_loopback_mode({webrtc.LOOPBACK_ENV: "1"})  # idempotent
+    assert webrtc.loopback_only()
 
-    assert webrtc_fixes.apply_loopback_mode({webrtc_fixes.LOOPBACK_ENV: "0"}) is False
+    assert webrtc.apply_loopback_mode({webrtc.LOOPBACK_ENV: "0"}) is False
     assert aioice.ice.get_host_addresses is original_hosts
     assert aioice.ice.Connection.add_remote_candidate is original_add
 
@@ -457,7 +457,7 @@ def test_loopback_mode_follows_the_env_var_and_undoes_itself(restore_loopback):
 def test_loopback_mode_gathers_and_accepts_only_127_0_0_1(restore_loopback):
     from aioice import Candidate, Connection
 
-    webrtc_fixes.set_loopback_only(True)
+    webrtc.set_loopback_only(True)
 
     def candidate(host: str, port: int) -> Candidate:
         return Candidate("f", 1, "udp", 1, host, port, "host")
@@ -482,18 +482,18 @@ def test_loopback_mode_gathers_and_accepts_only_127_0_0_1(restore_loopback):
 def test_stale_state_fix_neutralises_the_run_count_once():
     from streamlit_webrtc import component
 
-    webrtc_fixes.undo_stale_state_fix()  # in case a page run in this process applied it
+    webrtc.undo_stale_state_fix()  # in case a page run in this process applied it
     original = component.get_script_run_count
     assert original.__module__ == "streamlit_webrtc.session_info"
     try:
-        assert webrtc_fixes.fix_stale_state_reset() is True
+        assert webrtc.fix_stale_state_reset() is True
         patched = component.get_script_run_count
         assert patched is not original
         assert patched(object()) is None
-        assert webrtc_fixes.fix_stale_state_reset() is True
+        assert webrtc.fix_stale_state_reset() is True
         assert component.get_script_run_count is patched, "applied twice"
     finally:
-        webrtc_fixes.undo_stale_state_fix()
+        webrtc.undo_stale_state_fix()
     assert component.get_script_run_count is original
 
 

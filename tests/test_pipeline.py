@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from facemask.classify import MaskClassifier
-from facemask.detect import PHOTO, WEBCAM, FaceDetector, box_iou
+from facemask.detect import PHOTO, WEBCAM, FaceDetector
+from facemask.face_models import box_iou
 from facemask.images import load_image
 from facemask.pipeline import (
     Detection,

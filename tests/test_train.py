@@ -10,11 +10,12 @@ from types import SimpleNamespace
 import pytest
 from conftest import has_imagenet_weights
 
+from facemask import history
 from facemask.classify import MaskClassifier
 from facemask.errors import DatasetError, RunError, WeightsMissingError
 from facemask.events import Cancelled, Done, Epoch, Error, read_events
 from facemask.models import build_classifier
-from facemask.runs import RunStore, read_history
+from facemask.runs import RunStore
 from facemask.train import (
     CHECKPOINT_FILE,
     TrainConfig,
@@ -47,9 +48,9 @@ def test_finished_run_follows_the_model_directory_contract(tiny_model_dir: Path)
     test = card["metrics"]["test"]
     assert test["n"] == sum(map(sum, test["confusion"])) > 0
     assert set(card["metrics"]["test_small_faces"]["accuracy_by_side_px"]) == {"24", "32", "48"}
-    history = read_history(tiny_model_dir)
-    assert [row["phase"] for row in history] == ["head"] * 2 + ["fine"]
-    assert all(row["images_per_s"] > 0 for row in history)
+    rows = history.read(tiny_model_dir)
+    assert [row["phase"] for row in rows] == ["head"] * 2 + ["fine"]
+    assert all(row["images_per_s"] > 0 for row in rows)
     assert read_events(tiny_model_dir)[-1] == Done("tiny", read_events(tiny_model_dir)[-1].seconds)
     # the records name the dataset portably (relative to the repository), never a machine path
     assert json.loads((tiny_model_dir / "config.json").read_text())["data"] == (
@@ -126,7 +127,7 @@ def test_cancelled_run_is_not_listed_and_resumes_to_completion(tmp_path, mini_da
     _wait_for(lambda: store.active() is None, 60, "the training to stop")
     assert isinstance(events()[-1], Cancelled)
     assert store.finished() == [] and store.in_progress()[0].name == "cancel-me"
-    done_before = len(read_history(store.partial_dir("cancel-me")))
+    done_before = len(history.read(store.partial_dir("cancel-me")))
     assert done_before >= 1
 
     config = json.loads((store.partial_dir("cancel-me") / "config.json").read_text())
@@ -136,7 +137,7 @@ def test_cancelled_run_is_not_listed_and_resumes_to_completion(tmp_path, mini_da
         TrainConfig(data=""), store, run_id="cancel-me", resume=True, log=lambda _: None
     )
     assert run_dir == store.root / "cancel-me" and store.in_progress() == []
-    epochs = [int(row["epoch"]) for row in read_history(run_dir)]
+    epochs = [int(row["epoch"]) for row in history.read(run_dir)]
     assert epochs == list(range(1, done_before + 2))
     assert os.path.isfile(run_dir / "model.tflite")
 
@@ -203,14 +204,12 @@ def test_hard_negatives_repeat_the_most_mask_like_bare_faces(
 
 def test_resume_trims_a_history_row_written_after_the_last_saved_state(tmp_path: Path) -> None:
     """A SIGKILL between history.csv and state.json leaves one row that resume must drop."""
-    from facemask.train import HISTORY_COLUMNS, _trim_history
-
     path = tmp_path / "history.csv"
-    rows = [HISTORY_COLUMNS] + [[e, "head", e, 0.5, 0.8, 0.4, 0.9, 1e-3, 10, 50] for e in (1, 2, 3)]
+    rows = [history.COLUMNS] + [[e, "head", e, 0.5, 0.8, 0.4, 0.9, 1e-3, 10, 50] for e in (1, 2, 3)]
     path.write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
-    _trim_history(path, 2)
+    history.trim(tmp_path, 2)
     kept = path.read_text().splitlines()
-    assert kept[0].split(",") == list(HISTORY_COLUMNS)
+    assert kept[0].split(",") == list(history.COLUMNS)
     assert [line.split(",")[0] for line in kept[1:]] == ["1", "2"]
-    _trim_history(path, 2)  # nothing more to drop: unchanged
+    history.trim(tmp_path, 2)  # nothing more to drop: unchanged
     assert path.read_text().splitlines() == kept

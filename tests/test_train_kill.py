@@ -14,9 +14,10 @@ from pathlib import Path
 from conftest import has_imagenet_weights
 from test_train import _wait_for
 
+from facemask import history
 from facemask.events import EpochBegin, read_events
 from facemask.files import STATE_FILE, read_json
-from facemask.runs import RunStore, read_history
+from facemask.runs import RunStore
 
 EPOCHS = 5
 WEIGHTS = "imagenet" if has_imagenet_weights() else "none"
@@ -48,7 +49,7 @@ def test_sigkill_mid_epoch_loses_at_most_that_epoch(tmp_path: Path, mini_dataset
     begun = max(e.epoch for e in read_events(partial) if isinstance(e, EpochBegin))
     assert done >= begun - 1 >= 1  # only the epoch that was running is lost
     assert done < EPOCHS, "the kill came too late to test anything"
-    rows = [int(row["epoch"]) for row in read_history(partial)]
+    rows = [int(row["epoch"]) for row in history.read(partial)]
     assert rows == list(range(1, done + 1))
 
     resumed = subprocess.run(
@@ -61,7 +62,7 @@ def test_sigkill_mid_epoch_loses_at_most_that_epoch(tmp_path: Path, mini_dataset
     run_dir = store.root / "killed"
     assert store.finished() == [run_dir] and store.in_progress() == []
     assert [m.name for m in store.models()] == ["killed"]
-    assert [int(row["epoch"]) for row in read_history(run_dir)] == list(range(1, EPOCHS + 1))
+    assert [int(row["epoch"]) for row in history.read(run_dir)] == list(range(1, EPOCHS + 1))
     begins = collections.Counter(e.epoch for e in read_events(run_dir) if isinstance(e, EpochBegin))
     assert set(begins) == set(range(1, EPOCHS + 1))
     assert sum(n - 1 for n in begins.values()) <= 1  # one epoch trained twice, at most

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 
 from facemask.classify import read_card
+from facemask.data import model_test_crops
 from facemask.datasets import find_dataset
 from facemask.export import export_browser
-from facemask.train import test_split_crops
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     data = args.data or find_dataset(card["dataset"]["path"])
     if not data:
         raise SystemExit("The card's dataset is not on this machine: give --data DIR.")
-    x_test, y_test = test_split_crops(card, data)
+    x_test, y_test = model_test_crops(card, data)
     export = export_browser(args.model_dir, x_test, y_test)
     export.pop("float16_weights")
     print(

@@ -38,8 +38,8 @@ from facemask.evaluate import (  # noqa: E402
     classification_metrics,
     mask_figures,
 )
-from facemask.export import interleaved_ms_per_crop  # noqa: E402
 from facemask.files import TFLITE_FILE, TFLITE_INT8_FILE  # noqa: E402
+from facemask.verify import interleaved_ms_per_crop  # noqa: E402
 
 TIMED_FILES = (TFLITE_FILE, TFLITE_INT8_FILE)
 

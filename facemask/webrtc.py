@@ -1,22 +1,32 @@
-"""Workarounds in the WebRTC libraries the live page uses (streamlit-webrtc, aioice).
+"""The live page's WebRTC connection: its ICE servers, and workarounds in the WebRTC libraries.
 
+- `rtc_configuration()`: the ICE servers (STUN/TURN) from the environment, checked.
 - `fix_stale_state_reset()`: a streamlit-webrtc bug that stops a stream right after it connects.
 - `set_loopback_only()` / `apply_loopback_mode()`: a test-only mode in which the server's ICE
   uses 127.0.0.1 alone, so a browser on the same machine connects without any network.
 
-Both patch module attributes, once and reversibly; nothing here imports streamlit itself.
+The workarounds patch module attributes, once and reversibly; nothing here imports streamlit itself.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+
+from facemask.errors import FacemaskError
 
 log = logging.getLogger(__name__)
 
+ICE_SERVERS_ENV = "FACEMASK_ICE_SERVERS"
+"""JSON list of RTCIceServer objects, e.g. [{"urls": "turn:host:3478", "username": ..., ...}]."""
+ICE_SERVERS_FILE_ENV = "FACEMASK_ICE_SERVERS_FILE"
+"""Path of a JSON file holding that list (or {"iceServers": [...]}); for secrets kept on disk."""
+_ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 LOOPBACK_ENV = "FACEMASK_WEBRTC_LOOPBACK_ONLY"
 """Set to 1 to make the server offer and accept only 127.0.0.1 ICE candidates (tests)."""
 LOOPBACK_ADDRESS = "127.0.0.1"
@@ -145,3 +155,69 @@ def apply_loopback_mode(environ: Mapping[str, str] = os.environ) -> bool:
     enabled = environ.get(LOOPBACK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
     set_loopback_only(enabled)
     return enabled
+
+
+# -- ICE servers ----------------------------------------------------------------------
+def rtc_configuration(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The WebRTC configuration for both browser and server: {"iceServers": [...]}.
+
+    Empty by default: enough on the same machine or a LAN, and nothing is contacted. Behind NAT
+    (a hosted app) set FACEMASK_ICE_SERVERS to a JSON list of servers, usually one TURN server
+    with a username and credential, or FACEMASK_ICE_SERVERS_FILE to a file holding it. The key
+    is always present: without it streamlit-webrtc would look servers up on the network.
+    Raises FacemaskError when the setting is not a valid list of servers.
+    """
+    text = environ.get(ICE_SERVERS_ENV, "").strip()
+    source = ICE_SERVERS_ENV
+    file_name = environ.get(ICE_SERVERS_FILE_ENV, "").strip()
+    if not text and file_name:
+        source = file_name
+        try:
+            text = Path(file_name).read_text()
+        except OSError as exc:
+            raise FacemaskError(
+                f"{ICE_SERVERS_FILE_ENV} names {file_name}, which could not be read: "
+                f"{exc.strerror or exc}."
+            ) from exc
+    if not text:
+        return {"iceServers": []}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise FacemaskError(f"The ICE servers in {source} are not valid JSON: {exc}.") from exc
+    if isinstance(value, dict) and set(value) == {"iceServers"}:
+        value = value["iceServers"]
+    return {"iceServers": [_ice_server(server, source) for server in _as_list(value, source)]}
+
+
+def _as_list(value: Any, source: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise FacemaskError(
+            f'The ICE servers in {source} must be a JSON list of objects with "urls".'
+        )
+    return value
+
+
+def _ice_server(server: Any, source: str) -> dict[str, Any]:
+    """Check one RTCIceServer dict: urls (string or list) and optional username/credential."""
+    if not isinstance(server, dict) or "urls" not in server:
+        raise FacemaskError(f'Every ICE server in {source} must be an object with "urls".')
+    urls = server["urls"]
+    url_list = [urls] if isinstance(urls, str) else urls
+    if (
+        not isinstance(url_list, list)
+        or not url_list
+        or not all(isinstance(u, str) and u.startswith(_ICE_SCHEMES) for u in url_list)
+    ):
+        raise FacemaskError(
+            f"ICE server urls in {source} must start with stun:, stuns:, turn: or turns:."
+        )
+    unknown = set(server) - {"urls", "username", "credential"}
+    if unknown:
+        raise FacemaskError(
+            f"Unknown ICE server field(s) in {source}: {', '.join(sorted(unknown))}."
+        )
+    for field in ("username", "credential"):
+        if field in server and not isinstance(server[field], str):
+            raise FacemaskError(f"The ICE server {field} in {source} must be a string.")
+    return {k: server[k] for k in ("urls", "username", "credential") if k in server}
