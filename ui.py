@@ -24,15 +24,11 @@ from facemask.detect import PHOTO, DetectorSettings, FaceDetector
 from facemask.errors import FacemaskError
 from facemask.files import CARD_FILE
 from facemask.live import SessionSlots, max_sessions_from_env
-from facemask.pipeline import DETECTOR_PRESETS, Pipeline
+from facemask.pipeline import DETECTOR_PRESETS, Pipeline, preset_caption
 from facemask.runs import DEFAULT_MODEL, MODELS_DIR, RUNS_DIR, ModelEntry, RunStore
 
 log = logging.getLogger("facemask.app")
 
-PRESET_CAPTIONS = {
-    "webcam": "Webcam preset (live pages): one fast pass over each frame.",
-    "photo": "Photo preset (uploads): the whole image plus tiles, for small faces.",
-}
 _SETTINGS_KEY = "facemask_settings"
 _THRESHOLDS_KEY = "facemask_thresholds"  # preset -> (min_score, min_face) chosen
 
@@ -242,7 +238,7 @@ def sidebar(detector: str = "photo") -> Settings:
     # choice is kept here too, so it survives a visit to a page of the other preset.
     kept = st.session_state.setdefault(_THRESHOLDS_KEY, {})
     score_value, face_value = kept.get(detector, (preset.min_score, preset.min_face))
-    st.sidebar.caption(PRESET_CAPTIONS[detector])
+    st.sidebar.caption(preset_caption(detector))
     min_score = st.sidebar.slider(
         "Minimum detector score",
         0.1,

@@ -146,7 +146,7 @@ def watch_active() -> None:
             training_models.curves_charts({run_id: series}, "live")
         if st.button("Cancel the training", key=f"cancel_{run_id}"):
             if store.cancel(run_id):
-                st.toast("Cancelling: the run saves a checkpoint and stays resumable.")
+                st.toast("Cancelling: the last finished epoch is kept; resume continues from it.")
             time.sleep(0.5)
 
 

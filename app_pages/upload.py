@@ -9,15 +9,9 @@ import streamlit as st
 import ui
 from facemask import uploads
 from facemask.errors import FacemaskError
-from facemask.images import MAX_IMAGE_BYTES
+from facemask.gate import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, MAX_VIDEO_SECONDS
 from facemask.predict import results_csv
-from facemask.video import (
-    MAX_VIDEO_BYTES,
-    MAX_VIDEO_SECONDS,
-    VideoCancelled,
-    VideoJob,
-    check_video_size,
-)
+from facemask.video import VideoCancelled, VideoJob, check_video_size
 
 _CACHE_KEY = "upload_results"
 _CACHE_SIZE = 64
@@ -95,11 +89,11 @@ def images_section(model: str, s: ui.Settings) -> None:
     faces = sum(len(r["faces"]) for r in results)
     st.markdown(f"**{faces} face(s) in {len(results)} image(s).** Download every result:")
     downloads = [
-        ("Results (CSV)", results_csv(results), "facemask_results.csv", "text/csv"),
-        ("Results (JSON Lines)", uploads.results_jsonl(results), "facemask_results.jsonl",
-         "application/jsonl"),
-        ("Annotated images (ZIP)", uploads.annotated_zip(good), "facemask_annotated.zip",
-         "application/zip"),
+        ("Results (CSV)", results_csv(results), f"{uploads.RESULTS_NAME}.csv", "text/csv"),
+        ("Results (JSON Lines)", uploads.results_jsonl(results),
+         f"{uploads.RESULTS_NAME}.jsonl", "application/jsonl"),
+        ("Annotated images (ZIP)", uploads.annotated_zip(good),
+         uploads.annotated_name("facemask", ".zip"), "application/zip"),
     ]  # fmt: skip
     for column, (label, data, file_name, mime) in zip(st.columns(3), downloads, strict=True):
         column.download_button(label, data, file_name=file_name, mime=mime, on_click="ignore",
@@ -192,7 +186,7 @@ def _show_video(done: dict, name: str) -> None:
     st.download_button(
         "Annotated video (MP4)",
         done["mp4"],
-        file_name=f"{Path(name).stem}_annotated.mp4",
+        file_name=uploads.annotated_name(name, ".mp4"),
         mime="video/mp4",
         key="video_download",
         on_click="ignore",

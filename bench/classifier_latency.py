@@ -30,12 +30,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from facemask import LABELS as DEFAULT_LABELS  # noqa: E402
 from facemask.files import CARD_FILE  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 DATASET = SHARED / "datasets" / "chandrikadeb7-face-mask"
-LABELS = ["with_mask", "without_mask"]
+LABELS = list(DEFAULT_LABELS)
 
 
 def peak_rss_mb() -> float:

@@ -6,5 +6,9 @@ frame -> FaceDetector.detect -> crop_faces -> MaskClassifier.predict -> [Detecti
 
 __version__ = "0.1.0"
 
-LABELS: tuple[str, ...] = ("with_mask", "without_mask")
+MASKED = "with_mask"
+BARE = "without_mask"
+WORN_WRONG = "mask_weared_incorrect"
+"""Nose or mouth uncovered: the scene sets' name for it, which a three-label model uses too."""
+LABELS: tuple[str, ...] = (MASKED, BARE)
 """Default labels in output order. Code must not assume two: a model's card.json is the truth."""

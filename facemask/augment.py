@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-BARE_LABEL = "without_mask"  # the class whose faces get the bare-face hard cases
 LOW_RES_P = 0.4
 LOW_RES_SIDES = (14, 48)  # px a face is shrunk to before being scaled back up
 BLUR_P = 0.2
@@ -35,7 +34,6 @@ BARE_COVER_P = 0.3  # bare faces only: a hand, an object or a beard over the low
 # where a face sits in a crop with the inference margin, as fractions of the side
 EYES_Y = (0.36, 0.48)
 MOUTH_Y = 0.7
-FACE_X = (0.2, 0.8)
 
 
 def _chosen(batch: tf.Tensor, p: float) -> tf.Tensor:

@@ -58,12 +58,6 @@ def _pipeline(model: str, detector: str, runtime: str = "auto"):
     return Pipeline(FaceDetector(DETECTOR_PRESETS[detector]), classifier)
 
 
-def _progress_bar(desc: str, total: int | None = None):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
-
-
 # -- train -----------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     from facemask.config import config_from_args
@@ -100,6 +94,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from facemask.detect import TRAINING, FaceDetector
     from facemask.evaluate import classification_metrics, format_metrics, small_face_metrics
     from facemask.files import write_json
+    from facemask.progress import ProgressReport
 
     classifier = MaskClassifier(_model_dir(_model_arg(args)), runtime=args.runtime)
     labels = classifier.labels
@@ -111,7 +106,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"{len(items)} images ({args.split}) from {args.data}; cropping faces...", file=sys.stderr
     )
-    crops = extract_crops(items, FaceDetector(TRAINING), classifier.crop_margin)
+    with ProgressReport("face crops", unit="image") as progress:
+        crops = extract_crops(
+            items, FaceDetector(TRAINING), classifier.crop_margin, progress=progress
+        )
     x = resize_crops(crops.crops, classifier.input_size)
     metrics = {
         "model": str(classifier.model_dir),
@@ -187,6 +185,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from facemask.images import encode_image, load_image
     from facemask.pipeline import annotate
     from facemask.predict import image_result
+    from facemask.uploads import annotated_name
 
     pipeline = _pipeline(args.model, args.detector, args.runtime)
     failures = 0
@@ -211,7 +210,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             )
             print(f"{file}: {len(result['faces'])} face(s){': ' + faces if faces else ''}{whole}")
         if args.annotate:
-            out = Path(args.annotate) / (Path(file).stem + "_annotated.png")
+            out = Path(args.annotate) / annotated_name(file)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(encode_image(annotate(rgb, detections)))
     return 1 if failures == len(args.images) else 0
@@ -242,21 +241,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # -- video -----------------------------------------------------------------------------
 def cmd_video(args: argparse.Namespace) -> int:
+    from facemask.progress import ProgressReport
     from facemask.video import annotate_video
 
     pipeline = _pipeline(args.model, args.detector, args.runtime)
-    bar = _progress_bar(Path(args.input).name)
-
-    def progress(done: int, total: int | None) -> None:
-        if total and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with ProgressReport(Path(args.input).name, unit="frame") as progress:
         summary = annotate_video(args.input, args.output, pipeline, progress=progress)
-    finally:
-        bar.close()
     print(summary)
     return 0
 
@@ -271,6 +261,7 @@ def _model_arg(args: argparse.Namespace) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     from facemask.config import add_train_arguments
+    from facemask.gate import IMAGE_FORMAT_NAMES
     from facemask.pipeline import DETECTOR_PRESETS
     from facemask.runs import DEFAULT_MODEL
 
@@ -359,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Detect and classify every face in each image. --json prints "
         "JSON Lines, one object per image (the contract in the README).",
     )
-    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, WebP, GIF or BMP)")
+    p.add_argument("images", nargs="+", help=f"image files ({IMAGE_FORMAT_NAMES})")
     p.add_argument("--json", action="store_true", help="print JSON Lines")
     p.add_argument(
         "--whole-image", action="store_true", help="also classify each whole image as one face crop"
@@ -372,16 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "export",
         help="export a model to TFLite and TF.js",
-        description="Write model.tflite, model_int8.tflite, tfjs/ and tfjs_float16/ "
-        "into the model folder, each checked against Keras on real face crops.",
+        description="Write model.tflite, model_int8.tflite, tfjs/, tfjs_float16/ and "
+        "tfjs_mixed/ (the in-browser export: uint8 weights, float16 where 8 bits hurt; written "
+        "when node and TF.js can measure it) into the model folder, each checked against Keras "
+        "on real face crops; card.json records which ones are served.",
     )
     model_option(p, None, positional=True)
     p.add_argument(
         "--data",
         help="dataset whose test split gives the check crops (default: the one in the card)",
     )
-    p.add_argument("--check-images", type=int, default=200)
-    p.add_argument("--no-tfjs", action="store_true")
+    p.add_argument(
+        "--check-images", type=int, default=200, help="test crops each export is checked on"
+    )
+    p.add_argument("--no-tfjs", action="store_true", help="TFLite only: no TF.js folders")
     p.set_defaults(func=cmd_export)
 
     p = command(

@@ -19,6 +19,7 @@ import numpy as np
 from facemask import history
 from facemask.classify import MaskClassifier
 from facemask.errors import FacemaskError
+from facemask.evaluate import macro_f1
 from facemask.files import CARD_FILE, KERAS_FILE, TFLITE_FILE, is_servable, read_json
 
 LATENCY_KEYS = ("per_face", "served", "tflite", "tflite_float", "median", "p50")
@@ -117,17 +118,6 @@ def served_file_mb(model_dir: str | os.PathLike, card: Mapping[str, Any]) -> flo
     return None if size is None else size / 1e6
 
 
-def macro_f1(metrics: Mapping[str, Any]) -> float | None:
-    """Unweighted mean of the per-class F1 scores of one metrics block."""
-    per_class = metrics.get("per_class")
-    if not isinstance(per_class, Mapping) or not per_class:
-        return None
-    scores = [_number(v.get("f1")) for v in per_class.values() if isinstance(v, Mapping)]
-    if not scores or any(s is None for s in scores):
-        return None
-    return sum(scores) / len(scores)  # type: ignore[arg-type]
-
-
 def comparison_row(model_dir: str | os.PathLike, card: Mapping[str, Any]) -> dict[str, Any]:
     """One model's row: the keys of COLUMNS (None where its card does not say)."""
     metrics = card.get("metrics", {})
@@ -142,7 +132,7 @@ def comparison_row(model_dir: str | os.PathLike, card: Mapping[str, Any]) -> dic
         "weights": card.get("weights"),
         "input_size": card.get("input_size"),
         "accuracy": _number(test.get("accuracy")),
-        "macro_f1": macro_f1(test),
+        "macro_f1": macro_f1(test.get("per_class")),
         "small_face_accuracy": _number(small.get("accuracy")) if small else None,
         "parameters": int(total) if _number(total) is not None else None,
         "size_mb": served_file_mb(model_dir, card),

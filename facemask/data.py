@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,23 +17,22 @@ import numpy as np
 from facemask.classify import CROP_MARGIN, crop_margin
 from facemask.detect import TRAINING, FaceDetector
 from facemask.errors import DatasetError, ImageError
-from facemask.images import IMAGE_EXTENSIONS, load_image
+from facemask.files import REPO_ROOT, read_json, write_bytes, write_json
+from facemask.gate import IMAGE_EXTENSIONS
+from facemask.images import load_image
 from facemask.pipeline import crop_faces
+from facemask.progress import ProgressCallback
 
 SPLITS = ("train", "val", "test")
 THUMB_SIZE = 16
 DUPLICATE_RMS = 24.0 / 255.0
 """Two images whose 16x16 grey thumbnails (or one's mirror image) differ by less than this RMS
 are near-duplicates and always land in the same split."""
-CACHE_DIR = Path(
-    os.environ.get("FACEMASK_CACHE_DIR", Path(__file__).resolve().parent.parent / "cache")
-)
+CACHE_DIR = Path(os.environ.get("FACEMASK_CACHE_DIR", REPO_ROOT / "cache"))
 CROP_STORE_SIZE = 224
 """Crops are cached at this size and resized to the model's input size when loaded."""
 DETECT_PAD = 0.4
 """Tight face-crop photos give the detector no context; a second try pads them by this much."""
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -102,7 +101,7 @@ def class_counts(root: str | os.PathLike) -> dict[str, int]:
 def scan_dataset(
     root: str | os.PathLike,
     labels: Sequence[str] | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     limit_per_class: int | None = None,
 ) -> DatasetScan:
     """Check every file of a folder of class folders; unreadable files are skipped and listed.
@@ -272,7 +271,7 @@ def extract_crops(
     detector: FaceDetector,
     margin: float = CROP_MARGIN,
     cache_dir: str | os.PathLike = CACHE_DIR,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> CropSet:
     """Face crops for each item, cached on disk keyed by image content and settings."""
     cache = Path(cache_dir) / "crops"
@@ -284,23 +283,35 @@ def extract_crops(
     for i, item in enumerate(items):
         key = _crop_key(item.digest, detector, margin)
         png, meta = cache / f"{key}.png", cache / f"{key}.json"
-        cached = (
-            cv2.imread(str(png), cv2.IMREAD_COLOR) if png.is_file() and meta.is_file() else None
-        )
-        if cached is not None and cached.shape == (CROP_STORE_SIZE, CROP_STORE_SIZE, 3):
-            crops[i] = cv2.cvtColor(cached, cv2.COLOR_BGR2RGB)
-            info = json.loads(meta.read_text())
-            found[i], padded[i] = info["face_found"], info["padded_retry"]
+        cached = _read_cached_crop(png, meta)
+        if cached is not None:
+            crops[i], found[i], padded[i] = cached
         else:
             crop, found[i], padded[i] = face_crop(load_image(item.path), detector, margin)
             crops[i] = crop
-            cv2.imwrite(str(png), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-            meta.write_text(
-                json.dumps({"face_found": bool(found[i]), "padded_retry": bool(padded[i])})
-            )
+            ok, encoded = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+            if ok:  # the image first: a crop is cached once its record (written last) exists
+                write_bytes(png, encoded.tobytes())
+                write_json(meta, {"face_found": bool(found[i]), "padded_retry": bool(padded[i])})
         if progress and ((i + 1) % 50 == 0 or i + 1 == n):
             progress(i + 1, n)
     return CropSet(crops, np.array([it.label for it in items], dtype=np.int32), found, padded)
+
+
+def _read_cached_crop(png: Path, meta: Path) -> tuple[np.ndarray, bool, bool] | None:
+    """A cached crop and its record, or None (a cache miss) when either is missing, unreadable
+    or torn: the crop is then cut again and the cache entry rewritten."""
+    info = read_json(meta)
+    if not isinstance(info, dict) or not png.is_file():
+        return None
+    try:
+        found, padded = bool(info["face_found"]), bool(info["padded_retry"])
+    except KeyError:
+        return None
+    cached = cv2.imread(str(png), cv2.IMREAD_COLOR)
+    if cached is None or cached.shape != (CROP_STORE_SIZE, CROP_STORE_SIZE, 3):
+        return None
+    return cv2.cvtColor(cached, cv2.COLOR_BGR2RGB), found, padded
 
 
 def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:

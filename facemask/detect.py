@@ -85,6 +85,26 @@ Tasks graph, small faces kept; tight face photos are retried padded (facemask.da
 model 84%."""
 
 
+MODEL_NAMES = {
+    "short": "short-range BlazeFace",
+    "full": "full-range BlazeFace",
+    "yunet": "YuNet",
+}
+"""Each bundled model as a sentence names it."""
+
+
+def describe(settings: DetectorSettings) -> str:
+    """What a preset does, in words, from its fields (the sidebar's caption says this)."""
+    text = f"one {MODEL_NAMES[settings.model]} pass over the whole image"
+    if settings.scale != 1.0:
+        text += f" enlarged {settings.scale:g}x"
+    if settings.close_up_pass and settings.model != "short":
+        text += f", plus a {MODEL_NAMES['short']} pass for close-up faces"
+    if settings.max_pixels:
+        text += f", on at most {settings.max_pixels / 1e6:.1f} megapixels"
+    return text
+
+
 def _model_pass(model: str, settings: DetectorSettings) -> ModelPass:
     if model == "yunet":
         return YuNet(settings.min_score, settings.nms_iou, settings.top_cut)

@@ -9,10 +9,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facemask import BARE, MASKED
 from facemask.classify import decide_indices
 
-MASKED, BARE = "with_mask", "without_mask"
-"""The two labels whose confusion matters most in a crowd (mask_figures)."""
 SMALL_FACE_SIZES = (24, 32, 48)
 """Sides (px) test crops are shrunk to, then scaled back up, for the small-face check."""
 
@@ -67,18 +66,27 @@ def classification_metrics(
         }
     aucs = [roc_auc(y_true == i, probabilities[:, i]) for i in range(k)]
     aucs = [a for a in aucs if a is not None]
-    present = [name for name in labels if per_class[name]["support"]]
     return {
         "n": int(len(y_true)),
         "accuracy": round(float((y_pred == y_true).mean()) if len(y_true) else 0.0, 4),
-        "macro_f1": round(
-            float(np.mean([per_class[n]["f1"] for n in present])) if present else 0.0, 4
-        ),
+        "macro_f1": round(macro_f1(per_class) or 0.0, 4),
         "per_class": per_class,
         "confusion": confusion.tolist(),
         # binary: AUC of class 0's score (same for both classes); more classes: macro one-vs-rest
         "roc_auc": round(float(aucs[0] if k == 2 else np.mean(aucs)), 4) if aucs else None,
     }
+
+
+def macro_f1(per_class: Mapping[str, Any]) -> float | None:
+    """The unweighted mean F1 of the classes present (support > 0) in a metrics block's
+    "per_class"; None when it has no such class or an F1 is missing."""
+    if not isinstance(per_class, Mapping):
+        return None
+    present = [c for c in per_class.values() if isinstance(c, Mapping) and c.get("support")]
+    scores = [c.get("f1") for c in present]
+    if not scores or not all(isinstance(s, (int, float)) for s in scores):
+        return None
+    return float(np.mean(scores))
 
 
 def mask_figures(metrics: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:

@@ -34,7 +34,9 @@ class Stage:
 
 
 @dataclass(frozen=True)
-class Progress:
+class StageProgress:
+    """Items done within a stage (images checked, faces cropped)."""
+
     kind: ClassVar[str] = "progress"
     stage: str
     done: int
@@ -91,9 +93,10 @@ class Error:
     message: str
 
 
-Event = Stage | Progress | EpochBegin | Batch | Epoch | Done | Cancelled | Error
+Event = Stage | StageProgress | EpochBegin | Batch | Epoch | Done | Cancelled | Error
 KINDS: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (Stage, Progress, EpochBegin, Batch, Epoch, Done, Cancelled, Error)
+    cls.kind: cls
+    for cls in (Stage, StageProgress, EpochBegin, Batch, Epoch, Done, Cancelled, Error)
 }
 FITTING = (EpochBegin, Batch, Epoch)
 """Events sent while Keras fits (the page shows the phase rather than the stage then)."""
@@ -153,7 +156,7 @@ class RunStatus:
     events: int = 0
     last: Event | None = None
     stage: Stage | None = None
-    progress: Progress | None = None
+    progress: StageProgress | None = None
     batch: Batch | None = None
     epoch: Epoch | None = None
 
@@ -173,7 +176,7 @@ def fold(run_id: str, run_dir: Path, finished: bool, events: list[Event]) -> Run
     status = RunStatus(run_id, run_dir, finished, events=len(events))
     for event in events:
         status.last = event
-        if isinstance(event, (Stage, Progress, Batch, Epoch)):
+        if isinstance(event, (Stage, StageProgress, Batch, Epoch)):
             setattr(status, event.kind, event)  # RunStatus has one field per such kind
     return status
 
@@ -235,7 +238,7 @@ def status_view(status: RunStatus) -> StatusView:
     """A RunStatus in words: a running run shows its progress; one that is not running shows
     where it stopped and why, without progress bars."""
     last, batch, bar, now = status.last, status.batch, None, None
-    if status.running and isinstance(last, Progress) and last.total:
+    if status.running and isinstance(last, StageProgress) and last.total:
         bar = (min(last.done / last.total, 1.0), f"{last.stage}: {last.done} of {last.total}")
     if batch and status.fitting and status.running:
         bar = (min(batch.batch / max(batch.batches, 1), 1.0), batch_text(batch))

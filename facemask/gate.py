@@ -34,12 +34,22 @@ MAX_ANIMATION_FRAMES = 1000
 """Animated GIF / WebP / PNG: the first frame is used; more frames than this is a bomb."""
 IMAGE_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP"}
 """The decoders PIL may use (by magic bytes, whatever the file's extension says)."""
+IMAGE_FORMAT_NAMES = "{}, {}, {}, {} or {}".format(*IMAGE_FORMATS.values())
+"""The accepted formats as a sentence names them: "JPEG, PNG, WebP, GIF or BMP"."""
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
+"""File names taken as images (uploads, dataset folders); the bytes are checked all the same."""
 IMAGE_MODES = frozenset(
     {"1", "L", "P", "RGB", "RGBA", "LA", "PA", "CMYK", "YCbCr", "RGBX", "I", "I;16", "I;16B"}
 )
 """PIL pixel modes these formats decode to and load_image converts to RGB (16-bit scaled)."""
-MAX_VIDEO_SIDE = 7680
-"""Video frames up to 8K UHD (7680 x 4320); they are scaled to 1280 px before detection."""
+MAX_VIDEO_BYTES = 200 * 1024 * 1024
+"""Video files larger than this are refused (the app's upload limit is the same)."""
+MAX_VIDEO_SECONDS = 120.0
+"""Only this many seconds of a longer video are processed (the summary says so)."""
+MAX_VIDEO_FRAME_SIDE = 7680
+"""Video frames up to 8K UHD (7680 x 4320) are accepted (facemask.video scales them down)."""
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm")
+"""File names the Upload page takes as videos; the container is checked by its bytes."""
 VIDEO_CONTAINERS = {"mov": "MP4 / MOV", "matroska": "WebM / MKV", "avi": "AVI"}
 """FFmpeg demuxers allowed, chosen from magic bytes (never FFmpeg's own guess: its playlist
 and concat demuxers would open other files)."""
@@ -53,7 +63,7 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # PIL refuses 2x this itself, whoever
 # would only be noise on stderr.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
-NOT_READABLE = "not a readable image (JPEG, PNG, WebP, GIF or BMP)"
+NOT_READABLE = f"not a readable image ({IMAGE_FORMAT_NAMES})"
 
 
 def sniff_image(data: bytes, label: str) -> str:
@@ -160,5 +170,5 @@ def check_video_stream(stream, label: str) -> VideoProbe:
         allowed = ", ".join(sorted(VIDEO_CODECS))
         raise VideoError(f"{label} uses the {codec} video codec; supported: {allowed}.")
     width, height = int(ctx.width or 0), int(ctx.height or 0)
-    check_size(width, height, f"{label}'s video", VideoError, max_side=MAX_VIDEO_SIDE)
+    check_size(width, height, f"{label}'s video", VideoError, max_side=MAX_VIDEO_FRAME_SIDE)
     return VideoProbe(codec, width, height)

@@ -14,9 +14,6 @@ from facemask import gate
 from facemask.errors import ImageError
 from facemask.gate import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "encode_image", "load_image"]
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 _DECODE_ERRORS = (
     OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
     ZeroDivisionError, struct.error,

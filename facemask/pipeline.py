@@ -10,25 +10,25 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from facemask import BARE, MASKED, WORN_WRONG
 from facemask.classify import CROP_MARGIN, MaskClassifier, decide_indices
-from facemask.detect import PHOTO, WEBCAM, DetectorSettings, Face, FaceDetector
+from facemask.detect import PHOTO, WEBCAM, DetectorSettings, Face, FaceDetector, describe
 from facemask.face_models import box_iou
 from facemask.gate import check_frame
 
 DETECTOR_PRESETS: dict[str, DetectorSettings] = {"webcam": WEBCAM, "photo": PHOTO}
 """The detector settings a user picks by name (CLI --detector; facemask.detect measures them)."""
+PRESET_USES = {"webcam": "live pages", "photo": "uploads"}
+"""Where the app uses each preset."""
 
 
-LABEL_TEXT = {
-    "with_mask": "Mask",
-    "without_mask": "No mask",
-    "mask_weared_incorrect": "Mask worn wrong",
-}
-LABEL_COLORS_RGB = {
-    "with_mask": (40, 180, 60),
-    "without_mask": (230, 40, 40),
-    "mask_weared_incorrect": (250, 160, 20),
-}
+def preset_caption(name: str) -> str:
+    """One sentence on a preset, built from its settings: the sidebar shows it."""
+    return f"{name.capitalize()} preset ({PRESET_USES[name]}): {describe(DETECTOR_PRESETS[name])}."
+
+
+LABEL_TEXT = {MASKED: "Mask", BARE: "No mask", WORN_WRONG: "Mask worn wrong"}
+LABEL_COLORS_RGB = {MASKED: (40, 180, 60), BARE: (230, 40, 40), WORN_WRONG: (250, 160, 20)}
 _FALLBACK_COLOR = (90, 140, 230)
 
 

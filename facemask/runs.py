@@ -205,7 +205,8 @@ class RunStore:
         return proc.pid
 
     def cancel(self, run_id: str) -> bool:
-        """Ask a training to stop (it saves a checkpoint first and stays resumable)."""
+        """Ask a training to stop: it stops at once, keeps the checkpoint of its last finished
+        epoch and stays resumable from it."""
         running = self.active()
         if not running or running[0] != run_id:
             return False

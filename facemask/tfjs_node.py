@@ -17,6 +17,7 @@ import numpy as np
 
 from facemask.convert import check_crops
 from facemask.errors import ModelError
+from facemask.files import REPO_ROOT
 
 RUN_TFJS_SCRIPT = Path(__file__).resolve().parent / "js" / "run_tfjs.mjs"
 
@@ -40,7 +41,7 @@ def _node_modules() -> Path | None:
     candidates = [Path(p) for p in os.environ.get("NODE_PATH", "").split(os.pathsep) if p]
     candidates += [
         Path.cwd() / "node_modules",
-        Path(__file__).resolve().parents[1] / "node_modules",
+        REPO_ROOT / "node_modules",
     ]
     for folder in candidates:
         if (folder / "@tensorflow" / "tfjs" / "package.json").is_file():

@@ -17,8 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from facemask import history
-from facemask.augment import BARE_LABEL
+from facemask import BARE, history
 from facemask.card import build_card
 from facemask.config import TrainConfig
 from facemask.data import (
@@ -45,8 +44,8 @@ from facemask.events import (
     EpochBegin,
     Error,
     EventLog,
-    Progress,
     Stage,
+    StageProgress,
 )
 from facemask.export import export_and_record
 from facemask.files import (
@@ -116,8 +115,9 @@ def train(
 ) -> Path:
     """Train, evaluate, export and publish one run; returns the finished run directory.
 
-    A run that is cancelled or killed stays in runs/.partial/<id> with its last checkpoint
-    and can be resumed with resume=True.
+    A run that is cancelled (SIGTERM, Ctrl-C) or killed stays in runs/.partial/<id>: a cancel
+    stops at once, and the checkpoint of its last finished epoch, written when that epoch ended,
+    is kept; resume=True continues from it.
     """
     run_id = run_id or store.new_id(config.backbone)
     if resume:
@@ -142,7 +142,7 @@ def train(
         scan = scan_dataset(
             config.data,
             config.labels,
-            progress=lambda d, t: events.emit(Progress("data", d, t)),
+            progress=lambda d, t: events.emit(StageProgress("data", d, t)),
             limit_per_class=config.limit_per_class,
         )
         labels = list(scan.labels)
@@ -157,7 +157,7 @@ def train(
             scan.items,
             detector,
             config.crop_margin,
-            progress=lambda d, t: events.emit(Progress("crops", d, t)),
+            progress=lambda d, t: events.emit(StageProgress("crops", d, t)),
         )
         data_report = _data_report(scan, splits, crops)
         write_json(run_dir / DATA_REPORT_FILE, data_report)
@@ -168,7 +168,7 @@ def train(
 
         model, base = build_classifier(config.backbone, size, len(labels), config.weights)
         state = read_json(run_dir / STATE_FILE, {}) if resume else {}
-        bare = labels.index(BARE_LABEL) if BARE_LABEL in labels else None
+        bare = labels.index(BARE) if BARE in labels else None  # the bare-face hard cases
         fit = _Fitter(config, run_dir, events, log, x, y, state, stops, bare)
         fit.phase(model, "head", config.epochs_head, config.lr_head)
         if config.epochs_fine and config.fine_tune_layers:
@@ -204,7 +204,7 @@ def train(
         log(f"run {run_id} finished in {time.time() - started:.0f} s: {final}")
         return final
     except TrainingCancelled:
-        events.emit(Cancelled("Stopped; resume it to continue from the last epoch."))
+        events.emit(Cancelled(_kept_text(read_json(run_dir / STATE_FILE, {}))))
         log(f"run {run_id} stopped; resume with: facemask train --resume --run-id {run_id}")
         raise
     except Exception as exc:
@@ -214,6 +214,18 @@ def train(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         (run_dir / PID_FILE).unlink(missing_ok=True)
+
+
+def _kept_text(state: dict[str, Any]) -> str:
+    """What a cancelled run keeps, in words, from its resume state: the checkpoint of its last
+    finished epoch (an epoch that was running is stopped at once and trained again)."""
+    if not state.get("epoch"):
+        return "Stopped before the first epoch finished; resuming starts the training over."
+    phase = {"head": "the head", "fine": "fine-tuning"}.get(state.get("phase"), state.get("phase"))
+    return (
+        f"Stopped; the checkpoint of the last finished epoch ({phase}, epoch {state['epoch']}) "
+        "is kept and resuming continues from it."
+    )
 
 
 class _Fitter:
@@ -259,7 +271,7 @@ class _Fitter:
         if done >= epochs:
             return
         self.log(f"  phase {name}: {epochs} epochs at learning rate {learning_rate:g}")
-        progress = _Progress(self, name, epochs, learning_rate)
+        recorder = _EpochRecorder(self, name, epochs, learning_rate)
         model.fit(
             self.train_ds,
             validation_data=self.val_ds,
@@ -268,7 +280,7 @@ class _Fitter:
             class_weight=self.class_weight,
             verbose=1 if sys.stdout.isatty() else 2,
             callbacks=[
-                progress,
+                recorder,
                 keras.callbacks.EarlyStopping("val_loss", patience=self.config.patience),
             ],
         )
@@ -320,8 +332,9 @@ class _Fitter:
             ) from exc
 
 
-class _Progress(keras.callbacks.Callback):
-    """Progress events, epoch timing, history.csv, checkpoints and resume state."""
+class _EpochRecorder(keras.callbacks.Callback):
+    """Per batch and epoch: progress events, epoch timing, history.csv, checkpoints and the
+    resume state."""
 
     def __init__(self, fitter: _Fitter, phase: str, epochs: int, learning_rate: float) -> None:
         super().__init__()

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from facemask.errors import FacemaskError
+from facemask.gate import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from facemask.images import encode_image, load_image
 from facemask.pipeline import LABEL_TEXT, Detection, Pipeline, annotate
 from facemask.predict import image_result
 from facemask.video import VideoSummary
 
-IMAGE_TYPES = ("jpg", "jpeg", "png", "webp", "gif", "bmp")
+IMAGE_TYPES = tuple(extension.lstrip(".") for extension in IMAGE_EXTENSIONS)
 """Extensions the Upload page offers; the gate checks the content whatever the name says."""
-VIDEO_TYPES = ("mp4", "mov", "avi", "webm")
+VIDEO_TYPES = tuple(extension.lstrip(".") for extension in VIDEO_EXTENSIONS)
 NO_FACE_HINT = (
     "No face was found in this image. If it is a close-up of one face, "
     "classify the whole image as that face."
@@ -82,8 +83,13 @@ def results_jsonl(results: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(r) + "\n" for r in results)
 
 
-def annotated_name(name: str) -> str:
-    return f"{Path(name).stem}_annotated.png"
+RESULTS_NAME = "facemask_results"
+"""The file name of the results download (.csv, .jsonl)."""
+
+
+def annotated_name(name: str, suffix: str = ".png") -> str:
+    """The file name an annotated image (or video, `suffix` ".mp4") of `name` is saved under."""
+    return f"{Path(name).stem}_annotated{suffix}"
 
 
 def annotated_zip(outcomes: Iterable[ImageOutcome]) -> bytes:

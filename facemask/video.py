@@ -13,7 +13,6 @@ import shutil
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -25,21 +24,16 @@ import numpy as np
 from facemask import gate
 from facemask.errors import VideoError
 from facemask.files import atomic_path
+from facemask.gate import MAX_VIDEO_BYTES, MAX_VIDEO_SECONDS
 from facemask.pipeline import FaceTracker, Pipeline, annotate
+from facemask.progress import ProgressCallback
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v")
-MAX_VIDEO_BYTES = 200 * 1024 * 1024
-"""Video files larger than this are refused (the app's upload limit is the same)."""
-MAX_VIDEO_SECONDS = 120.0
-"""Only this many seconds of a longer video are processed (the summary says so)."""
-MAX_VIDEO_SIDE = 1280
-"""Frames whose longer side exceeds this are scaled down first (faces stay large enough)."""
+OUTPUT_MAX_SIDE = 1280
+"""Frames whose longer side exceeds this are scaled down before detection and written at that
+size (faces stay large enough)."""
 DEFAULT_FPS = Fraction(25)
 _CRF = "23"
 _PRESET = "veryfast"
-
-Progress = Callable[[int, int], None]
-"""progress(frames done, frames expected in all); `total` is an estimate from the container."""
 
 
 class VideoCancelled(VideoError):
@@ -102,8 +96,8 @@ def _reason(exc: Exception) -> str:
 
 
 def _output_size(width: int, height: int) -> tuple[int, int]:
-    """Scale down to MAX_VIDEO_SIDE and round to even numbers (yuv420p needs them)."""
-    scale = min(1.0, MAX_VIDEO_SIDE / max(width, height))
+    """Scale down to OUTPUT_MAX_SIDE and round to even numbers (yuv420p needs them)."""
+    scale = min(1.0, OUTPUT_MAX_SIDE / max(width, height))
     out_w = max(2, int(round(width * scale / 2)) * 2)
     out_h = max(2, int(round(height * scale / 2)) * 2)
     return out_w, out_h
@@ -122,12 +116,14 @@ def annotate_video(
     src_path: str | os.PathLike,
     dst_path: str | os.PathLike,
     pipeline: Pipeline,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     max_frames: int | None = None,
     stop: threading.Event | None = None,
 ) -> VideoSummary:
     """Detect, classify and annotate every frame of a video; write an H.264 mp4 to dst_path.
 
+    `progress(frames done, frames expected)` is called as frames are written; the expected count
+    is the container's estimate.
     The output appears at dst_path only when complete. At most max_frames frames (and
     MAX_VIDEO_SECONDS) are processed. Raises VideoError with one sentence for files that are
     missing, too large, unreadable, corrupt or without a video stream, and VideoCancelled

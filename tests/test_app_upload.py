@@ -13,6 +13,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from facemask.images import encode_image, load_image
+from facemask.pipeline import preset_caption
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 PAGE = "app_pages/upload.py"
@@ -40,6 +41,7 @@ def no_exception(at: AppTest) -> None:
 
 def test_photos_give_annotated_faces_and_downloads(app: AppTest, face_images) -> None:
     assert app.sidebar.selectbox(key="sidebar_model").value == "tiny"
+    assert preset_caption("photo") in [c.value for c in app.sidebar.caption]
     uploader = app.file_uploader(key="upload_images")
     uploader.upload("astronaut.jpg", face_photo(face_images, "astronaut.jpg"), "image/jpeg")
     uploader.upload(

@@ -1,8 +1,11 @@
 """The `facemask` command, run as users run it."""
 
+import io
 import json
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -114,3 +117,39 @@ def test_evaluate_scenes_reports_the_classifier_alone_and_as_detected(tiny_model
         assert 0.0 <= figures["masked_recall"] <= 1.0
         assert 0 <= figures["bare_called_masked"] <= figures["bare_faces"]
     assert 0.0 <= result["classification"]["mean_ap"] <= 1.0
+
+
+def test_video_progress_in_a_log_is_a_line_every_few_seconds(tiny_model_dir, face_images, tmp_path):
+    """Written to a pipe (CI, a service log), progress is a plain line at most every
+    LOG_INTERVAL_S, not a bar redrawn for every frame."""
+    from test_video import write_clip
+
+    from facemask.images import load_image
+    from facemask.progress import LOG_INTERVAL_S
+
+    face = load_image(next(p for p in face_images if p.name == "astronaut.jpg"))
+    clip = write_clip(tmp_path / "clip.mp4", face, size=(320, 240), frames=100)  # 10 s
+    started = time.monotonic()
+    out = run("video", str(clip), str(tmp_path / "out.mp4"), "--model", str(tiny_model_dir))
+    seconds = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in re.split(r"[\r\n]", out.stderr) if line.startswith("clip.mp4")]
+    assert "\r" not in out.stderr
+    assert 1 <= len(lines) <= seconds / LOG_INTERVAL_S + 2, lines
+    assert lines[-1] == "clip.mp4: 100/100 frames (100%)"
+
+
+def test_progress_outside_a_terminal_waits_between_lines():
+    from facemask.progress import ProgressReport
+
+    now = [0.0]
+    stream = io.StringIO()  # not a terminal
+    with ProgressReport("clip.mp4", "frame", stream, interval_s=5.0, clock=lambda: now[0]) as p:
+        for frame in range(1, 151):  # 150 frames over 10 s
+            now[0] = frame / 15
+            p(frame, 150)
+    assert stream.getvalue().splitlines() == [
+        "clip.mp4: 1/150 frames (1%)",
+        "clip.mp4: 76/150 frames (51%)",  # 5 s after the first
+        "clip.mp4: 150/150 frames (100%)",
+    ]

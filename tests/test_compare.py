@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from facemask import history
@@ -17,7 +18,6 @@ from facemask.compare import (
     curves,
     display_row,
     latency_per_face_ms,
-    macro_f1,
     measure_latency_ms,
     measure_rows,
     size_text,
@@ -25,6 +25,7 @@ from facemask.compare import (
     unmeasured,
     with_measured_latency,
 )
+from facemask.evaluate import classification_metrics, macro_f1
 
 VGG_CARD = {
     "name": "vgg-run",
@@ -108,9 +109,15 @@ def test_latency_per_face(latency, expected) -> None:
     assert latency_per_face_ms(card) == expected
 
 
-def test_macro_f1_is_the_unweighted_mean() -> None:
-    assert macro_f1(VGG_CARD["metrics"]["test"]) == pytest.approx(0.85)
-    assert macro_f1({}) is None
+def test_macro_f1_is_the_unweighted_mean_of_the_classes_present() -> None:
+    per_class = VGG_CARD["metrics"]["test"]["per_class"]
+    assert macro_f1(per_class) == pytest.approx(0.85)
+    absent = {"f1": 0.0, "support": 0}  # a class the split has no face of does not count
+    assert macro_f1({**per_class, "mask_weared_incorrect": absent}) == pytest.approx(0.85)
+    assert macro_f1({}) is None and macro_f1(None) is None
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
+    metrics = classification_metrics([0, 0, 1], probs, ["a", "b"])
+    assert metrics["macro_f1"] == round(macro_f1(metrics["per_class"]), 4)  # one definition
 
 
 def test_curves_follow_the_history(tiny_model_dir: Path, tmp_path: Path) -> None:

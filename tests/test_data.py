@@ -1,6 +1,7 @@
 """Dataset scanning, leak-free splitting and crop extraction on real photos."""
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -106,3 +107,17 @@ def test_crops_are_cached_by_content(mini_dataset, tmp_path):
     second = extract_crops(scan.items, detector, cache_dir=tmp_path)
     assert np.array_equal(first.crops, second.crops)
     assert np.array_equal(first.face_found, second.face_found)
+    assert not list((tmp_path / "crops").glob(".tmp-*"))  # written through atomic_path
+
+    # A torn cache (a kill mid-write, a full disk) is a miss: cut again, rewritten whole.
+    records = sorted((tmp_path / "crops").glob("*.json"))
+    whole = records[0].read_text()
+    records[0].write_text(whole[: len(whole) // 2])
+    records[1].write_text("")
+    png = records[2].with_suffix(".png")
+    png.write_bytes(png.read_bytes()[:100])
+    third = extract_crops(scan.items, detector, cache_dir=tmp_path)
+    assert np.array_equal(first.crops, third.crops)
+    assert np.array_equal(first.face_found, third.face_found)
+    assert np.array_equal(first.padded_retry, third.padded_retry)
+    assert records[0].read_text() == whole and json.loads(records[1].read_text())

@@ -17,9 +17,9 @@ from facemask.events import (
     EpochBegin,
     Error,
     EventLog,
-    Progress,
     RunStatus,
     Stage,
+    StageProgress,
     fold,
     parse,
     read_events,
@@ -29,7 +29,7 @@ from facemask.events import (
 
 EXAMPLES = [
     Stage("data", "Checking the images in mini-dataset"),
-    Progress("data", 12, 48),
+    StageProgress("data", 12, 48),
     EpochBegin("head", 1, 6),
     Batch("head", 1, 6, 10, 40, eta_s=65.0, logs={"loss": 0.3, "accuracy": 0.9}),
     Epoch("head", 1, 6, {"loss": 0.5, "val_loss": 0.4}, seconds=40.0, images_per_s=60.0),

@@ -22,7 +22,7 @@ from facemask.classify import MaskClassifier
 from facemask.detect import PHOTO, WEBCAM, FaceDetector
 from facemask.errors import FacemaskError, ModelError
 from facemask.images import load_image
-from facemask.pipeline import Pipeline
+from facemask.pipeline import Pipeline, preset_caption
 
 WIDTH, HEIGHT = 640, 480
 
@@ -544,7 +544,7 @@ def test_a_full_server_says_so_and_the_sidebar_shows_the_webcam_preset(
     assert warning.value.startswith("The server is busy")
     assert "](./browser)" in warning.value  # the in-browser page, by its URL path
     assert _sliders(at) == (WEBCAM.min_score, WEBCAM.min_face)
-    assert any("Webcam preset" in c.value for c in at.sidebar.caption)
+    assert preset_caption("webcam") in [c.value for c in at.sidebar.caption]
 
     at.sidebar.slider(key="sidebar_min_score_webcam").set_value(0.8).run()
     at.switch_page("app_pages/upload.py").run()

@@ -1,14 +1,25 @@
 """crop_faces, smoothing, annotation and the whole Pipeline on real photos and a real model."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
 from facemask.classify import MaskClassifier
-from facemask.detect import PHOTO, WEBCAM, FaceDetector
+from facemask.detect import (
+    MODEL_NAMES,
+    PHOTO,
+    WEBCAM,
+    DetectorSettings,
+    FaceDetector,
+    describe,
+)
 from facemask.face_models import box_iou
 from facemask.images import load_image
 from facemask.pipeline import (
+    DETECTOR_PRESETS,
+    PRESET_USES,
     Detection,
     FaceTracker,
     Pipeline,
@@ -16,6 +27,7 @@ from facemask.pipeline import (
     crop_faces,
     crop_interpolation,
     label_color,
+    preset_caption,
     square_box,
 )
 
@@ -136,3 +148,20 @@ def test_crops_shrink_by_area_from_2x_and_bilinearly_below():
         crop = crop_faces(frame, [(0, 0, side, side)], 128, margin=0.0)[0]
         expected = cv2.resize(frame[:side, :side], (128, 128), interpolation=method)
         assert np.array_equal(crop, expected), side
+
+
+def test_preset_captions_say_what_the_presets_do() -> None:
+    """The sidebar's caption of each preset is built from its settings, so it stays true."""
+    for name, preset in DETECTOR_PRESETS.items():
+        caption = preset_caption(name)
+        assert caption.startswith(f"{name.capitalize()} preset ({PRESET_USES[name]}): ")
+        assert MODEL_NAMES[preset.model] in caption
+        assert ("close-up" in caption) == (preset.close_up_pass and preset.model != "short")
+        assert ("megapixels" in caption) == bool(preset.max_pixels)
+        assert "tile" not in caption
+    assert "YuNet" in preset_caption("photo") and "BlazeFace" in preset_caption("webcam")
+    full = DetectorSettings(model="full")
+    assert describe(full) == "one full-range BlazeFace pass over the whole image"
+    assert describe(dataclasses.replace(PHOTO, close_up_pass=False, max_pixels=0, scale=2.0)) == (
+        "one YuNet pass over the whole image enlarged 2x"
+    )

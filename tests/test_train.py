@@ -13,7 +13,7 @@ from conftest import has_imagenet_weights
 from facemask import history
 from facemask.classify import MaskClassifier
 from facemask.errors import DatasetError, RunError, WeightsMissingError
-from facemask.events import Cancelled, Done, Epoch, Error, read_events
+from facemask.events import Cancelled, Done, Epoch, EpochBegin, Error, read_events
 from facemask.models import build_classifier
 from facemask.runs import RunStore
 from facemask.train import (
@@ -125,18 +125,27 @@ def test_cancelled_run_is_not_listed_and_resumes_to_completion(tmp_path, mini_da
     _wait_for(lambda: any(isinstance(e, Epoch) for e in events()), 180, "a first epoch")
     assert store.cancel("cancel-me")
     _wait_for(lambda: store.active() is None, 60, "the training to stop")
+    partial = store.partial_dir("cancel-me")
     assert isinstance(events()[-1], Cancelled)
     assert store.finished() == [] and store.in_progress()[0].name == "cancel-me"
-    done_before = len(history.read(store.partial_dir("cancel-me")))
+    done_before = len(history.read(partial))
     assert done_before >= 1
+    # Cancel keeps the last finished epoch: its checkpoint, and the state that names it.
+    assert (partial / CHECKPOINT_FILE).is_file()
+    assert json.loads((partial / "state.json").read_text())["epoch"] == done_before
+    assert f"epoch {done_before}) is kept" in events()[-1].message
+    cancelled_at = len(events())
 
-    config = json.loads((store.partial_dir("cancel-me") / "config.json").read_text())
+    config = json.loads((partial / "config.json").read_text())
     config["epochs_head"] = done_before + 1  # finish quickly: one more epoch
-    (store.partial_dir("cancel-me") / "config.json").write_text(json.dumps(config))
-    run_dir = train(
-        TrainConfig(data=""), store, run_id="cancel-me", resume=True, log=lambda _: None
-    )
+    (partial / "config.json").write_text(json.dumps(config))
+    said: list[str] = []
+    run_dir = train(TrainConfig(data=""), store, run_id="cancel-me", resume=True, log=said.append)
     assert run_dir == store.root / "cancel-me" and store.in_progress() == []
+    # Resume continues from that checkpoint: no finished epoch is trained again.
+    assert f"  resuming phase head after epoch {done_before}/{done_before + 1}" in said
+    resumed = [e.epoch for e in read_events(run_dir)[cancelled_at:] if isinstance(e, EpochBegin)]
+    assert resumed == [done_before + 1]
     epochs = [int(row["epoch"]) for row in history.read(run_dir)]
     assert epochs == list(range(1, done_before + 2))
     assert os.path.isfile(run_dir / "model.tflite")
