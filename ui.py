@@ -114,10 +114,9 @@ def skip_keras_clear_session() -> bool:
     Why: Streamlit 1.x's ScriptRunner calls `_clean_problem_modules()` after each run, and
     that calls `keras.backend.clear_session()` whenever `keras` is in sys.modules: once anything
     in the process imported TensorFlow (a model served through Keras, the Training page's
-    comparisons; and, until the detector moved to LiteRT, mediapipe on every first frame).
-    clear_session ends in a full `gc.collect()` holding the GIL: under two live sessions (each
-    rerunning its chart fragment) that was 18% of the server's samples (py-spy,
-    bench/live_load.py --profile), stalling every video worker thread. The app builds no Keras
+    comparisons). clear_session ends in a full `gc.collect()` holding the GIL, after every
+    chart refresh of every live session, stalling every video worker thread (bench/live_load.py
+    --profile measures it). The app builds no Keras
     model in a script run (models are cached resources; training runs in a subprocess), so
     there is no per-run Keras state to clear. The matplotlib half of the cleanup is kept.
 

@@ -16,8 +16,8 @@ from facemask.pipeline import LABEL_TEXT
 WEBRTC_KEY = "live_webcam"
 PROCESSOR_KEY = "live_processor"
 CHART_REFRESH_S = 3.0
-"""Seconds between chart refreshes while playing: each is a script run per session (py-spy under
-4 sessions: 10% of the server's samples at 2 s, 5% at 3 s)."""
+"""Seconds between chart refreshes while playing: each is a script run per session, which costs
+server time under several sessions (bench/live_load.py --profile)."""
 BROWSER_PAGE = "browser"
 """URL path of "Live in your browser", where the browser itself runs the detector and model."""
 CAMERA = {

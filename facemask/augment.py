@@ -9,8 +9,8 @@ Occluders (`occluders=True`, `facemask train --occluders`; off by default) add h
 photos show and the training set lacks: on bare faces something in front of the mouth that is
 not a mask (a hand, a cup, a foreign texture) or a beard over the jaw; on any face sunglasses.
 They are drawn where a face sits in a crop cut with the training margin, before the crop is
-turned and shifted. Measured on scene photos, models trained with them called more bare faces
-masked, not fewer (README, "Bare faces called bare"), hence off by default.
+turned and shifted. Off by default: on scene photos, models trained with them called more bare
+faces masked, not fewer.
 
 Everything but JPEG runs on whole batches (one op for all images), which is what makes it
 cheap enough for a 2-core CPU.
@@ -102,7 +102,7 @@ def _low_resolution(images: tf.Tensor, size: int) -> tf.Tensor:
 
 
 def _blur(images: tf.Tensor) -> tf.Tensor:
-    # box blur, once or twice (a depthwise Gaussian was 30x slower on CPU)
+    # box blur, once or twice (much cheaper on a CPU than a depthwise Gaussian)
     blurred = tf.nn.avg_pool2d(images, 3, 1, "SAME")
     twice = tf.random.uniform(()) < 0.5
     blurred = tf.cond(twice, lambda: tf.nn.avg_pool2d(blurred, 3, 1, "SAME"), lambda: blurred)

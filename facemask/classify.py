@@ -18,7 +18,7 @@ DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 """TFLite interpreter threads when none are asked for."""
 CROP_MARGIN = 0.25
 """Context cut around a face box, as a fraction of its side, for models whose card does not give
-its own `crop_margin` (every model trained before the card carried it was trained with this)."""
+its own `crop_margin`: the margin such models' training crops were cut with."""
 
 
 def crop_margin(card: Mapping[str, Any]) -> float:

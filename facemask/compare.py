@@ -177,9 +177,9 @@ def curves(run_dir: str | os.PathLike) -> dict[str, list[Any]]:
     return series
 
 
-def confusion(card: Mapping[str, Any], split: str = "test") -> tuple[list[str], list[list[int]]]:
-    """(labels, matrix rows=true, cols=predicted) of one metrics split; empty when absent."""
-    block = card.get("metrics", {}).get(split, {})
+def confusion(card: Mapping[str, Any]) -> tuple[list[str], list[list[int]]]:
+    """(labels, matrix rows=true, cols=predicted) of the test split; empty when absent."""
+    block = card.get("metrics", {}).get("test", {})
     matrix = block.get("confusion") if isinstance(block, Mapping) else None
     labels = list(card.get("labels", []))
     if not isinstance(matrix, list) or len(matrix) != len(labels):

@@ -143,7 +143,7 @@ def export_tfjs(
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Write a TF.js graph model (model.json + shards); `quantize` stores weights as float16
-    (half the size; uint8 weights changed 1 label in 32 on the shipped model, float16 none).
+    (half the size, and the labels of the float export).
 
     `metadata` ({name: JSON-able}) lands in model.json's userDefinedMetadata.
     """

@@ -24,6 +24,8 @@ from facemask.pipeline import crop_faces
 from facemask.progress import ProgressCallback
 
 SPLITS = ("train", "val", "test")
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+"""Each class's share of images in each split (near-duplicate groups stay whole)."""
 THUMB_SIZE = 16
 DUPLICATE_RMS = 24.0 / 255.0
 """Two images whose 16x16 grey thumbnails (or one's mirror image) differ by less than this RMS
@@ -181,7 +183,6 @@ def near_duplicate_groups(thumbs: np.ndarray, threshold: float = DUPLICATE_RMS) 
 
 def split_dataset(
     scan: DatasetScan,
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
 ) -> dict[str, list[int]]:
     """Deterministic, stratified train/val/test split in which near-duplicates never straddle.
@@ -204,7 +205,7 @@ def split_dataset(
         label_groups.sort(key=lambda g: min(scan.items[i].digest for i in g))
         order = rng.permutation(len(label_groups))
         total = sum(len(g) for g in label_groups)
-        bounds = np.cumsum(fractions)[:-1] * total
+        bounds = np.cumsum(SPLIT_FRACTIONS)[:-1] * total
         placed = 0
         for position in order:
             group = label_groups[position]
@@ -329,3 +330,31 @@ def model_test_crops(card: dict, data: str | os.PathLike) -> tuple[np.ndarray, n
     test = split_dataset(scan, seed=card.get("seed", 0))["test"]
     crops = extract_crops([scan.items[i] for i in test], FaceDetector(TRAINING), crop_margin(card))
     return resize_crops(crops.crops, card["input_size"]), crops.labels
+
+
+def describe_data(scan: DatasetScan, splits: dict[str, list[int]], crops: CropSet) -> dict:
+    """data_report.json of a run: what was scanned, skipped, found by the detector and split,
+    with a one-line summary."""
+    no_face = [
+        str(scan.items[i].path.relative_to(scan.root)) for i in np.flatnonzero(~crops.face_found)
+    ]
+    counts = {
+        name: {label: int((crops.labels[idx] == i).sum()) for i, label in enumerate(scan.labels)}
+        for name, idx in splits.items()
+    }
+    summary = (
+        f"faces found in {int(crops.face_found.sum())} of {len(crops.labels)} images "
+        f"({int(crops.padded_retry.sum())} only after padding the photo); "
+        f"{len(no_face)} with no face found were used whole (they are mostly tight face crops); "
+        f"split train/val/test: {', '.join(str(len(v)) for v in splits.values())}, "
+        "near-duplicates kept in one split"
+    )
+    return {
+        "summary": summary,
+        "images": len(scan.items),
+        "skipped": [{"file": f, "reason": r} for f, r in scan.skipped],
+        "no_face_used_whole": no_face,
+        "face_found": int(crops.face_found.sum()),
+        "found_after_padding": int(crops.padded_retry.sum()),
+        "splits": counts,
+    }

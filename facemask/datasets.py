@@ -15,10 +15,10 @@ from facemask.errors import DatasetError
 from facemask.files import REPO_ROOT
 
 
-def dataset_roots(repo: Path = REPO_ROOT) -> list[Path]:
+def dataset_roots() -> list[Path]:
     """The folders whose sub-folders may be trained on (only those that exist)."""
-    roots = [Path(os.environ.get("FACEMASK_DATA_DIR", repo / "data"))]
-    shared = repo.parent / "shared" / "datasets"
+    roots = [Path(os.environ.get("FACEMASK_DATA_DIR", REPO_ROOT / "data"))]
+    shared = REPO_ROOT.parent / "shared" / "datasets"
     if shared.is_dir():
         roots.append(shared)
     return [r.resolve() for r in roots if r.is_dir()]

@@ -80,9 +80,8 @@ PHOTO = DetectorSettings(
 docs/detection.md."""
 TRAINING = DetectorSettings(model="short", min_score=0.5, min_face=12)
 """Training and evaluation crops (facemask.data): the short-range BlazeFace through mediapipe's
-Tasks graph, small faces kept; tight face photos are retried padded (facemask.data). Chosen on
-300 training photos, where it found 97% of the faces (95% of the masked ones) and the full-range
-model 84%."""
+Tasks graph, small faces kept; tight face photos are retried padded. The short-range model finds
+more of the training photos' faces than the full-range one (docs/measurements.md)."""
 
 
 MODEL_NAMES = {

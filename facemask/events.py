@@ -102,10 +102,9 @@ FITTING = (EpochBegin, Batch, Epoch)
 """Events sent while Keras fits (the page shows the phase rather than the stage then)."""
 
 
-def to_record(event: Event, when: float | None = None) -> dict[str, Any]:
-    """The JSON object of one event."""
-    stamp = round(time.time() if when is None else when, 3)
-    return {"time": stamp, "type": event.kind, **asdict(event)}
+def to_record(event: Event) -> dict[str, Any]:
+    """The JSON object of one event, stamped with the time now."""
+    return {"time": round(time.time(), 3), "type": event.kind, **asdict(event)}
 
 
 def parse(record: dict[str, Any]) -> Event:

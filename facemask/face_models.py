@@ -87,9 +87,7 @@ _SHORT_STRIDES = (8, 16, 16, 16)
 """MediaPipe's face_detection_short_range SSD anchor options: 2 anchors per layer and cell."""
 
 
-def ssd_anchors(
-    input_size: int = _SHORT_INPUT, strides: tuple[int, ...] = _SHORT_STRIDES
-) -> np.ndarray:
+def ssd_anchors() -> np.ndarray:
     """Anchor centres (N, 2), x y in [0, 1], in the order BlazeFace's outputs use.
 
     MediaPipe's SsdAnchorsCalculator with fixed_anchor_size: layers sharing a stride share a grid,
@@ -97,9 +95,10 @@ def ssd_anchors(
     """
     grids = []
     layer = 0
+    strides = _SHORT_STRIDES
     while layer < len(strides):
         same = sum(1 for s in strides[layer:] if s == strides[layer])
-        cells = math.ceil(input_size / strides[layer])
+        cells = math.ceil(_SHORT_INPUT / strides[layer])
         ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
         centres = (np.stack([xs, ys], axis=-1).reshape(-1, 2) + 0.5) / cells
         grids.append(np.repeat(centres, 2 * same, axis=0))
@@ -142,14 +141,14 @@ class LiteRTBlazeFace:
     those >= min_score, weighted NMS. Not thread-safe on its own (FaceDetector holds a lock).
     """
 
-    def __init__(self, min_score: float, nms_iou: float, num_threads: int | None = None) -> None:
+    def __init__(self, min_score: float, nms_iou: float) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         from facemask.classify import DEFAULT_THREADS
 
         self.min_score, self.nms_iou = min_score, nms_iou
         self._interpreter = Interpreter(
-            model_content=model_bytes("short"), num_threads=num_threads or DEFAULT_THREADS
+            model_content=model_bytes("short"), num_threads=DEFAULT_THREADS
         )
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]

@@ -50,9 +50,6 @@ MAX_VIDEO_FRAME_SIDE = 7680
 """Video frames up to 8K UHD (7680 x 4320) are accepted (facemask.video scales them down)."""
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm")
 """File names the Upload page takes as videos; the container is checked by its bytes."""
-VIDEO_CONTAINERS = {"mov": "MP4 / MOV", "matroska": "WebM / MKV", "avi": "AVI"}
-"""FFmpeg demuxers allowed, chosen from magic bytes (never FFmpeg's own guess: its playlist
-and concat demuxers would open other files)."""
 VIDEO_CODECS = frozenset(
     {"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "theora"}
 )
@@ -140,7 +137,9 @@ def fit_side(rgb: np.ndarray, max_side: int = MAX_DETECT_SIDE) -> tuple[np.ndarr
 
 # -- video --------------------------------------------------------------------------------
 def sniff_video(head: bytes, label: str) -> str:
-    """The FFmpeg demuxer for a video file by its first bytes; VideoError for anything else."""
+    """The FFmpeg demuxer for a video file by its first bytes: mov (MP4, MOV), matroska (WebM,
+    MKV) or avi, never FFmpeg's own guess (its playlist and concat demuxers would open other
+    files); VideoError for anything else."""
     if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"):
         return "mov"
     if head.startswith(b"\x1a\x45\xdf\xa3"):

@@ -49,8 +49,8 @@ STATUS_FILE_ENV = "FACEMASK_TEST_STATUS_FILE"
 MAX_SESSIONS_ENV = "FACEMASK_LIVE_MAX_SESSIONS"
 """How many sessions may stream through the server at once (an integer >= 0)."""
 DEFAULT_MAX_SESSIONS = 4
-"""Measured on a 2-core machine (bench/live_load.py): 4 sessions each keep a usable frame rate;
-beyond that every session slows down, so a fifth is turned away instead."""
+"""The capacity bench/live_load.py finds on a 2-core machine: up to it every session keeps a
+usable frame rate; beyond it all of them slow down, so one more is turned away instead."""
 SLOT_IDLE_S = 5.0
 """A session that sent no frame for this long gives its slot up (a closed tab sends no Stop)."""
 
@@ -322,8 +322,8 @@ class LiveProcessor:
 def warm_up(pipeline: Pipeline, size: tuple[int, int] = (640, 480)) -> None:
     """Run the detector and the classifier once, so the first live frame is not the slow one.
 
-    streamlit-webrtc gives up on a stream whose callback takes over 10 s; a first call that
-    built a Keras model's graph on a busy machine took 16 s here.
+    streamlit-webrtc gives up on a stream whose callback takes over 10 s, and a first call that
+    builds a Keras model's graph can take longer than that on a busy machine.
     """
     width, height = size
     pipeline.detector.detect(np.zeros((height, width, 3), dtype=np.uint8))

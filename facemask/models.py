@@ -19,6 +19,9 @@ from facemask.errors import WeightsMissingError
 if TYPE_CHECKING:  # keras is imported where a model is built: the registry stays light
     import keras
 
+DROPOUT = 0.3
+"""Dropout before the classifier's softmax layer."""
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -109,7 +112,6 @@ def build_classifier(
     input_size: int,
     num_classes: int,
     weights: str = "imagenet",
-    dropout: float = 0.3,
 ) -> tuple[keras.Model, keras.Model]:
     """Build (classifier, base); input is RGB float in [0, 255]."""
     import keras
@@ -127,7 +129,7 @@ def build_classifier(
     x = _preprocess(spec, inputs)
     x = base(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.Dropout(DROPOUT, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name=f"facemask_{backbone}")
     return model, base

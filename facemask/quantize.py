@@ -66,7 +66,7 @@ def compact_graph_json(spec: dict[str, Any]) -> str:
     """A TF.js graph model.json with short node names (`n12`), written without spaces.
 
     The converter keeps TensorFlow's node names (about 90 characters each, repeated in every
-    input reference and in the weights manifest): over 100 KB of a 2.5 MB download. Names the
+    input reference and in the weights manifest): a sizeable share of the download. Names the
     signature refers to (the model's input and output) are kept; every reference is renamed
     consistently, so the graph is unchanged (the export is measured in real TF.js anyway).
     """

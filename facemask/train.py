@@ -21,8 +21,7 @@ from facemask import BARE, history
 from facemask.card import build_card
 from facemask.config import TrainConfig
 from facemask.data import (
-    CropSet,
-    DatasetScan,
+    describe_data,
     extract_crops,
     resize_crops,
     scan_dataset,
@@ -159,7 +158,7 @@ def train(
             config.crop_margin,
             progress=lambda d, t: events.emit(StageProgress("crops", d, t)),
         )
-        data_report = _data_report(scan, splits, crops)
+        data_report = describe_data(scan, splits, crops)
         write_json(run_dir / DATA_REPORT_FILE, data_report)
         log(f"  {data_report['summary']}")
         size = config.input_size
@@ -185,7 +184,7 @@ def train(
         metrics = _evaluate(model, x, y, labels)
         write_json(run_dir / METRICS_FILE, metrics)
         log(_metrics_line(metrics))
-        model.optimizer = None  # the served model carries no optimizer state (3x smaller)
+        model.optimizer = None  # the served model carries no optimizer state (Adam would triple it)
         model.save(run_dir / KERAS_FILE)
         wall_time_s = round(time.time() - started, 1)
         card = build_card(
@@ -404,32 +403,6 @@ class _EpochRecorder(keras.callbacks.Callback):
 
 def _round(logs: dict | None) -> dict[str, float]:
     return {k: round(float(v), 5) for k, v in (logs or {}).items() if np.isscalar(v)}
-
-
-def _data_report(scan: DatasetScan, splits: dict[str, list[int]], crops: CropSet) -> dict:
-    no_face = [
-        str(scan.items[i].path.relative_to(scan.root)) for i in np.flatnonzero(~crops.face_found)
-    ]
-    counts = {
-        name: {label: int((crops.labels[idx] == i).sum()) for i, label in enumerate(scan.labels)}
-        for name, idx in splits.items()
-    }
-    summary = (
-        f"faces found in {int(crops.face_found.sum())} of {len(crops.labels)} images "
-        f"({int(crops.padded_retry.sum())} only after padding the photo); "
-        f"{len(no_face)} with no face found were used whole (they are mostly tight face crops); "
-        f"split train/val/test: {', '.join(str(len(v)) for v in splits.values())}, "
-        "near-duplicates kept in one split"
-    )
-    return {
-        "summary": summary,
-        "images": len(scan.items),
-        "skipped": [{"file": f, "reason": r} for f, r in scan.skipped],
-        "no_face_used_whole": no_face,
-        "face_found": int(crops.face_found.sum()),
-        "found_after_padding": int(crops.padded_retry.sum()),
-        "splits": counts,
-    }
 
 
 def _evaluate(model, x, y, labels) -> dict:

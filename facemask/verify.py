@@ -30,7 +30,7 @@ LATENCY_ROUNDS = 5
 
 
 TFJS_VERIFY_MAX = 32
-"""TF.js's pure-JS CPU backend under node takes 0.4-6 s per crop: verify on at most this many."""
+"""TF.js's pure-JS CPU backend under node takes seconds per crop: verify on at most this many."""
 
 
 NEAR_TIE = 0.01

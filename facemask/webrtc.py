@@ -54,8 +54,8 @@ def fix_stale_state_reset() -> bool:
     tears down the worker ("Context for key=... was not rendered for 1 script runs; resetting
     stale state"). But Streamlit increments that count asynchronously (when a finished-run
     message is sent) and while START is negotiated the reruns come in a burst, so the count
-    jumps (2 -> 4 was measured) although the component rendered in every run: the worker is
-    stopped right after connecting, no frame arrives, in about 3 starts out of 35.
+    can jump by more than one although the component rendered in every run: the worker is then
+    stopped right after connecting and no frame arrives.
     Making `component.get_script_run_count` answer None disables that comparison (and the
     snapshot restore that only matters with several streamers on one page). Leaving the page
     is still handled: the library's SessionShutdownObserver stops the worker on a page change.
