@@ -10,7 +10,6 @@ decoding, and again on every decoded array. Outside the limits: a typed error wi
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -152,16 +151,7 @@ def sniff_video(head: bytes, label: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class VideoProbe:
-    """What a video stream's header claims, checked."""
-
-    codec: str
-    width: int
-    height: int
-
-
-def check_video_stream(stream, label: str) -> VideoProbe:
+def check_video_stream(stream, label: str) -> None:
     """Codec and frame size of a PyAV video stream, before any frame is decoded."""
     ctx = stream.codec_context
     codec = ctx.name or "unknown"
@@ -170,4 +160,3 @@ def check_video_stream(stream, label: str) -> VideoProbe:
         raise VideoError(f"{label} uses the {codec} video codec; supported: {allowed}.")
     width, height = int(ctx.width or 0), int(ctx.height or 0)
     check_size(width, height, f"{label}'s video", VideoError, max_side=MAX_VIDEO_FRAME_SIDE)
-    return VideoProbe(codec, width, height)

@@ -1,5 +1,5 @@
-"""history.csv: one row per finished epoch of a training run, written by training, read by the
-run store's readers and plotted by the comparison.
+"""history.csv: one row per finished epoch of a training run, written by training, summed up in
+the run's card and plotted by the comparison.
 
 Rows are numbered across phases (`epoch`: head epochs first, then fine-tuning); `phase_epoch`
 counts within the phase.
