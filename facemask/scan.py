@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import secrets
 import sys
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ PHOTO_BLOCK = 16
 """Photos per block of work handed to an actor (a video is a block of its own)."""
 OBJECT_STORE_BYTES = 256 * 2**20
 """Embedded Ray's shared memory: blocks of paths and of result rows are small."""
+LOOPBACK = ("127.0.0.1", "localhost")
 LINE_SECONDS = 30.0
 """Without a terminal, a progress line at most this often (and at every tenth of the files)."""
 
@@ -164,10 +166,18 @@ class ScanProgress:
 def start_ray(address: str | None, workers: int) -> tuple[str, float]:
     """Start Ray embedded (address None) or join the cluster at `address`: (where, seconds).
 
-    Usage statistics off, no dashboard, the embedded node bound to 127.0.0.1: a scan reaches no
-    other machine than the cluster it is given. Ray's own progress bars and logs stay quiet.
+    Usage statistics off, no dashboard; embedded, or joining a cluster on this machine's
+    loopback, every Ray process binds 127.0.0.1 (multi-node discovery off: Ray otherwise swaps
+    127.0.0.1 for the address it would use to reach other machines). Embedded, the node gets a
+    token of its own, so nothing is written outside the run. Ray's progress bars and logs stay
+    quiet: the scan shows its own progress.
     """
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if not address or address.split(":")[0] in LOOPBACK:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # read when ray is imported
+    if not address and "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     started = time.perf_counter()
     import ray
     import ray.data
