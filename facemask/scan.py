@@ -29,8 +29,11 @@ from facemask.scan_table import FACES, FILES, ScanStore
 from facemask.scan_work import PHOTO, VIDEO, ScanSettings, worker_threads
 from facemask.video import VIDEO_EXTENSIONS
 
-PHOTO_BLOCK = 16
+PHOTO_BLOCK = 32
 """Photos per block of work handed to an actor (a video is a block of its own)."""
+IN_FLIGHT = 2
+"""Blocks queued on each actor: the next one is there when one ends (no round trip to the
+driver in between), and a long video holds back at most one block behind it."""
 OBJECT_STORE_BYTES = 256 * 2**20
 """Embedded Ray's shared memory: blocks of paths and of result rows are small."""
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -246,7 +249,7 @@ def _run_on_ray(todo, store, settings, summary, stream, say) -> None:
     from facemask.scan_work import FileScanner
 
     say(f"Ray started in {summary.ray_start_s:.1f} s ({summary.cluster}); {len(todo)} files.")
-    started, first = time.perf_counter(), None
+    started, first, last = time.perf_counter(), None, 0.0
     bar = ScanProgress(len(todo), stream)
     try:
         cpus = ray.cluster_resources().get("CPU", 1.0)
@@ -262,15 +265,16 @@ def _run_on_ray(todo, store, settings, summary, stream, say) -> None:
             batch_size=None,  # a block as built above: one video, or PHOTO_BLOCK photos
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(
-                size=summary.workers, max_tasks_in_flight_per_actor=1
+                size=summary.workers, max_tasks_in_flight_per_actor=IN_FLIGHT
             ),
             num_cpus=1,
         )
         for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
             store.add(block)
             bar.update(block.num_rows)
+            last = time.perf_counter()
             if first is None:
-                first = (time.perf_counter(), block.num_rows)
+                first = (last, block.num_rows)
             summary.files.update(block.column("kind").to_pylist())
             video_frames = pc.filter(block.column("frames"), pc.equal(block.column("kind"), VIDEO))
             summary.frames += int(pc.sum(video_frames).as_py() or 0)
@@ -282,8 +286,7 @@ def _run_on_ray(todo, store, settings, summary, stream, say) -> None:
         bar.close()
         store.flush()
         ray.shutdown()
-    ended = time.perf_counter()
-    summary.seconds = ended - started + summary.ray_start_s
+    summary.seconds = time.perf_counter() - started + summary.ray_start_s
     scanned = sum(summary.files.values())
-    if first is not None and scanned > first[1] and ended > first[0]:
-        summary.steady_files_per_s = (scanned - first[1]) / (ended - first[0])
+    if first is not None and scanned > first[1] and last > first[0]:
+        summary.steady_files_per_s = (scanned - first[1]) / (last - first[0])

@@ -314,3 +314,13 @@ def test_a_two_node_cluster_gives_the_rows_of_the_embedded_run(
     assert f"({address})" in result.stderr
     assert rows(out, FILES) == rows(embedded[0], FILES)
     assert rows(out, FACES) == rows(embedded[0], FACES)
+
+
+def test_help_and_a_source_that_names_nothing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["scan", "--help"])
+    assert exited.value.code == 0
+    assert "--workers" in capsys.readouterr().out
+    assert main(["scan", str(tmp_path / "nowhere" / "*.jpg"), "--out", str(tmp_path / "o")]) == 2
+    assert "matches no file or folder" in capsys.readouterr().err
+    assert main(["scan", str(DATA), "--out", str(tmp_path / "o"), "--fps", "-1"]) == 2
