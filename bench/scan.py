@@ -1,15 +1,17 @@
 """`facemask scan` against `facemask predict` in one process, on the same photos; video frames
 per second; peak memory as the archive grows.
 
-    .venv/bin/python bench/scan.py [--photos 1000] [--rss-photos 1000,5000] [--workers 1,2]
-                                   [--data DIR] [--video-seconds 60]
+    .venv/bin/python bench/scan.py [--photos 1000] [--rss-photos 1000,5000]
+                                   [--data DIR] [--video-seconds 30]
 
-Photos come from --data (default: the chandrikadeb7 face-mask dataset beside the repository,
-in ../shared/datasets, when present; else tests/data), repeated under new names (symbolic
+Photos come from --data (default: the chandrikadeb7 face-mask dataset when the datasets folder
+next to the repository holds it, else tests/data), repeated under new names (symbolic
 links) until there are enough. For each worker count the scan runs as its own process, as a user
 runs it; "once started" is its rate after the first block came back (Ray up, models loaded), set
 beside the time per photo of the same calls `facemask predict` makes (load_image, image_result)
-in this process after its models loaded. Peak memory is the most the scan's whole process tree
+in this process after its models loaded. One worker runs with the cores' threads, as predict
+does (the default); the scaling from one worker to two is measured with one thread per worker,
+so that each worker is one core. Peak memory is the most the scan's whole process tree
 (driver, Ray's processes, the workers) held at once, sampled every 0.2 s. Video: one worker's
 frames per second through scan's path (every frame, the webcam detector) beside
 `facemask video`'s annotate_video on the same 25 fps 720p clip, and what an hour of such video
@@ -40,7 +42,9 @@ from facemask.scan_work import scan_video  # noqa: E402
 from facemask.video import annotate_video  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "datasets" / "chandrikadeb7-face-mask"
-SUMMARY = re.compile(r"in ([\d.]+) s on (\d+) workers .*: ([\d.]+) files/s, ([\d.]+) once")
+SUMMARY = re.compile(
+    r"in ([\d.]+) s on (\d+) workers of (\d+) threads .*: ([\d.]+) files/s, ([\d.]+) once"
+)
 RAY_START = re.compile(r"Ray started in ([\d.]+) s")
 
 
@@ -75,11 +79,12 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_scan(folder: Path, workers: int, out: Path) -> dict:
+def run_scan(folder: Path, workers: int, out: Path, threads: int | None = None) -> dict:
     """One `facemask scan` process; its summary figures and the peak RSS of its process tree."""
     command = [sys.executable, "-m", "facemask", "scan", str(folder), "--out", str(out)]
+    command += ["--workers", str(workers)] + (["--threads", str(threads)] if threads else [])
     process = subprocess.Popen(
-        [*command, "--workers", str(workers)],
+        command,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
@@ -101,8 +106,9 @@ def run_scan(folder: Path, workers: int, out: Path) -> dict:
         raise SystemExit(f"scan failed ({process.returncode}):\n{stdout}\n{stderr}")
     return {
         "seconds": float(found.group(1)),
-        "files_per_s": float(found.group(3)),
-        "steady_per_s": float(found.group(4)),
+        "threads": int(found.group(3)),
+        "files_per_s": float(found.group(4)),
+        "steady_per_s": float(found.group(5)),
         "ray_start_s": float(ray.group(1)),
         "peak_rss_mb": peak / 2**20,
     }
@@ -167,7 +173,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=1000, help="photos for the speed runs")
     parser.add_argument("--rss-photos", default="1000,5000", help="archive sizes for peak RSS")
-    parser.add_argument("--workers", default="1,2", help="worker counts to time")
     parser.add_argument("--data", type=Path, help="photo folder (default: chandrikadeb7 or tests)")
     parser.add_argument("--video-seconds", type=int, default=30, help="clip length (10 fps)")
     args = parser.parse_args()
@@ -182,20 +187,25 @@ def main() -> None:
         rate = f"{baseline:7.1f} ({1000 / baseline:6.1f})"
         print(f"  predict, one process      {rate}    {startup:5.1f}")
         runs = {}
-        for workers in map(int, args.workers.split(",")):
-            run = runs[workers] = run_scan(folder, workers, tmp / f"out-{workers}")
-            print(
-                f"  scan, {workers} worker(s)         {run['steady_per_s']:7.1f}"
-                f" ({1000 / run['steady_per_s']:6.1f})    {run['ray_start_s']:5.1f} Ray"
-                f" + models; {run['files_per_s']:.1f}/s over the {run['seconds']:.0f} s in all,"
-                f" peak RSS {run['peak_rss_mb']:.0f} MB"
+        for workers, threads in ((1, None), (1, 1), (2, 1)):
+            run = runs[workers, threads] = run_scan(
+                folder, workers, tmp / f"out-{workers}-{threads}", threads
             )
-        if 1 in runs:
-            print(f"  1 worker vs predict: {baseline / runs[1]['steady_per_s']:.2f}x the time"
-                  " per photo (target <= 1.25)")  # fmt: skip
-        if 1 in runs and 2 in runs:
-            print(f"  2 workers vs 1: {runs[2]['steady_per_s'] / runs[1]['steady_per_s']:.2f}x"
-                  " the photos/s (target >= 1.7)")  # fmt: skip
+            print(
+                f"  scan, {workers} worker(s) x {run['threads']} thread(s)"
+                f" {run['steady_per_s']:7.1f} ({1000 / run['steady_per_s']:6.1f})"
+                f"    {run['ray_start_s']:5.1f} Ray + models; {run['files_per_s']:.1f}/s over the"
+                f" {run['seconds']:.0f} s in all, peak RSS {run['peak_rss_mb']:.0f} MB"
+            )
+        one, single, double = runs[1, None], runs[1, 1], runs[2, 1]
+        print(
+            f"  1 worker vs predict (both with {one['threads']} threads):"
+            f" {baseline / one['steady_per_s']:.2f}x the time per photo (target <= 1.25)"
+        )
+        print(
+            "  2 workers vs 1, one thread each:"
+            f" {double['steady_per_s'] / single['steady_per_s']:.2f}x the photos/s (target >= 1.7)"
+        )
         print("\npeak RSS of the scan's process tree (driver, Ray, workers), 2 workers")
         peaks = []
         for count in map(int, args.rss_photos.split(",")):

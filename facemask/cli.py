@@ -268,6 +268,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     if args.fps < 0:
         raise FacemaskError(f"--fps must be 0 (every frame) or more, not {args.fps}.")
+    if args.workers < 1 or (args.threads is not None and args.threads < 1):
+        raise FacemaskError("--workers and --threads must be at least 1.")
     settings = ScanSettings(
         model_dir=str(_model_dir(args.model).resolve()),
         photo_detector=args.detector,
@@ -275,7 +277,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         runtime=args.runtime,
         fps=float(args.fps),
     )
-    summary = scan(args.sources, args.out, settings, workers=args.workers, address=args.address)
+    summary = scan(
+        args.sources, args.out, settings,
+        workers=args.workers, threads=args.threads, address=args.address,
+    )  # fmt: skip
     print(summary.text())
     return 0
 
@@ -434,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=os.cpu_count() or 1,
         help="Ray actors, each with its own copy of the models",
+    )
+    p.add_argument(
+        "--threads", type=int, help="native threads per worker (default: the cores shared out)"
     )
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else embedded)")
     model_option(p, DEFAULT_MODEL, positional=False)

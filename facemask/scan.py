@@ -102,6 +102,7 @@ class ScanSummary:
     out: Path
     workers: int
     cluster: str  # "embedded" or the address
+    threads: int = 0  # native threads per worker (0: the cores shared out, set when started)
     ray_start_s: float = 0.0
     seconds: float = 0.0  # from Ray started to the last row written
     steady_files_per_s: float = 0.0  # after the first block came back (models loaded)
@@ -121,8 +122,8 @@ class ScanSummary:
             lines.append(
                 f"Scanned {scanned} files ({self.files[PHOTO]} photos, {self.files[VIDEO]} videos"
                 f" with {self.frames} frames analysed) in {self.seconds:.1f} s on {self.workers}"
-                f" workers ({self.cluster}): {rate:.1f} files/s, {self.steady_files_per_s:.1f}"
-                " once the models were loaded."
+                f" workers of {self.threads} threads ({self.cluster}): {rate:.1f} files/s,"
+                f" {self.steady_files_per_s:.1f} once the models were loaded."
             )
         else:
             lines.append("Nothing new to scan.")
@@ -208,19 +209,21 @@ def scan(
     settings: ScanSettings,
     *,
     workers: int | None = None,
+    threads: int | None = None,
     address: str | None = None,
     progress: TextIO | None = None,
     say: Callable[[str], None] | None = None,
 ) -> ScanSummary:
     """Scan photos and videos into OUT/files.parquet and OUT/faces.parquet, skipping files an
     earlier run into OUT already did. Bad files become rows with their sentence; the job goes on.
-    `address` (or RAY_ADDRESS) runs it on a Ray cluster, else Ray starts embedded here."""
+    `address` (or RAY_ADDRESS) runs it on a Ray cluster, else Ray starts embedded here. Each of
+    the `workers` uses `threads` native threads (default: the cluster's cores shared out)."""
     workers = max(1, workers or os.cpu_count() or 1)
     address = address or os.environ.get("RAY_ADDRESS") or None
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     labels = read_card(settings.model_dir)["labels"]
     store = ScanStore(out, labels)
-    summary = ScanSummary(Path(out), workers, address or "embedded")
+    summary = ScanSummary(Path(out), workers, address or "embedded", threads or 0)
     try:
         store.check_settings(settings)
         files, summary.others = list_sources(sources, exclude=out)
@@ -253,6 +256,7 @@ def _run_on_ray(todo, store, settings, summary, stream, say) -> None:
     bar = ScanProgress(len(todo), stream)
     try:
         cpus = ray.cluster_resources().get("CPU", 1.0)
+        summary.threads = summary.threads or worker_threads(cpus, summary.workers)
         videos = sorted((f for f in todo if f.kind == VIDEO), key=lambda f: -f.size)
         photos = [f for f in todo if f.kind == PHOTO]
         blocks = [[v] for v in videos] + [
@@ -261,7 +265,7 @@ def _run_on_ray(todo, store, settings, summary, stream, say) -> None:
         tables = [pa.Table.from_pylist([f.__dict__ for f in block]) for block in blocks]
         results = ray.data.from_arrow(tables).map_batches(
             FileScanner,
-            fn_constructor_args=(settings, worker_threads(cpus, summary.workers)),
+            fn_constructor_args=(settings, summary.threads),
             batch_size=None,  # a block as built above: one video, or PHOTO_BLOCK photos
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(
