@@ -194,6 +194,9 @@ class FileScanner:
             return FileResult(path, kind, size, error=str(exc))
         except MemoryError:
             return FileResult(path, kind, size, error=f"{Path(path).name} needs too much memory.")
+        except Exception as exc:  # noqa: BLE001 -- one file must not end a season's scan
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            return FileResult(path, kind, size, error=f"{Path(path).name} failed ({reason}).")
 
     def __call__(self, batch):
         """A block of paths (pyarrow Table: path, kind, size) -> the block's file rows, each with
