@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from facemask.cli import _pipeline  # noqa: E402
-from facemask.images import IMAGE_EXTENSIONS, load_image  # noqa: E402
+from facemask.gate import IMAGE_EXTENSIONS  # noqa: E402
+from facemask.images import load_image  # noqa: E402
 from facemask.predict import image_result  # noqa: E402
 from facemask.runs import DEFAULT_MODEL  # noqa: E402
 from facemask.scan_work import scan_video  # noqa: E402

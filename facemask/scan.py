@@ -24,10 +24,9 @@ from typing import TextIO
 from facemask import gate
 from facemask.classify import read_card
 from facemask.errors import FacemaskError
-from facemask.images import IMAGE_EXTENSIONS
+from facemask.gate import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from facemask.scan_table import FACES, FILES, ScanStore
 from facemask.scan_work import PHOTO, VIDEO, ScanSettings, worker_threads
-from facemask.video import VIDEO_EXTENSIONS
 
 PHOTO_BLOCK = 32
 """Photos per block of work handed to an actor (a video is a block of its own)."""

@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from facemask import MASKED
 from facemask.errors import FacemaskError
-from facemask.evaluate import MASKED
 from facemask.files import atomic_path, read_json, write_json
 from facemask.scan_work import FileResult, ScanSettings
 
