@@ -1,5 +1,6 @@
 # make run     : set up .venv (first time), build the in-browser page, start the dashboard on the shipped model
-# make test    : the same set-up plus test-only tools (pytest, Playwright, Debian's chromium, TF.js), then the suite
+# make test    : the same set-up plus test-only tools (pytest, Playwright, Debian's chromium, TF.js,
+#                GStreamer's RTSP server and PostgreSQL for the camera and records tests), then the suite
 # make browser : (re)build the "Live in your browser" component (npm packages pinned in package-lock.json)
 PYTHON ?= python3
 VENV   := .venv
@@ -47,6 +48,7 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyp
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt node_modules/.installed
 	$(PIP) install -q -c constraints.txt -r requirements-dev.txt
 	sh scripts/install-browser.sh
+	sh scripts/install-test-services.sh
 	touch $@
 
 # ImageNet MobileNetV2 weights for training, copied into the Keras cache when ../shared has them.

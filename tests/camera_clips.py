@@ -1,0 +1,146 @@
+"""Video clips and small servers for the camera, records and watcher tests (built at run time
+from tests/data/faces; nothing here is stored)."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from PIL import Image
+
+FACES = Path(__file__).resolve().parent / "data" / "faces"
+CANVAS = (640, 480)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on (just now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def face_canvas(photo: str | None, x: int = 200, height: int = 240) -> np.ndarray:
+    """A 640x480 grey frame with a face photo (scaled to `height` px) at column x, or empty."""
+    canvas = Image.new("RGB", CANVAS, (96, 96, 96))
+    if photo is not None:
+        face = Image.open(FACES / photo).convert("RGB")
+        face = face.resize((round(face.width * height / face.height), height))
+        canvas.paste(face, (x, (CANVAS[1] - height) // 2))
+    return np.asarray(canvas)
+
+
+def write_clip(path: Path, scenes: Sequence[tuple[str | None, float]], fps: int = 10) -> Path:
+    """An H.264 mp4 of (photo or None, seconds) scenes, the face drifting right 2 px a frame."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = CANVAS
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "g": str(fps)}
+        for photo, seconds in scenes:
+            for i in range(round(seconds * fps)):
+                rgb = face_canvas(photo, x=160 + 2 * i)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def jpeg(rgb: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]))
+    assert ok
+    return data.tobytes()
+
+
+MJPEG_TYPE = b"Content-Type: multipart/x-mixed-replace; boundary=frame"
+Parts = Callable[[int], Iterator[bytes | None]]
+"""parts(connection number) -> the JPEG bodies to send (None: hold the connection, send nothing)."""
+
+
+@contextmanager
+def mjpeg_server(parts: Parts, fps: float = 20.0) -> Iterator[str]:
+    """An HTTP MJPEG (multipart/x-mixed-replace) server on 127.0.0.1; yields its URL."""
+    stop = threading.Event()
+    connections = []
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.rfile.readline()  # the request line; the headers are not needed
+            connections.append(1)
+            self.wfile.write(b"HTTP/1.0 200 OK\r\n" + MJPEG_TYPE + b"\r\n\r\n")
+            try:
+                for body in parts(len(connections)):
+                    if body is None:
+                        stop.wait(30)
+                        return
+                    self.wfile.write(
+                        b"--frame\r\nContent-Type: image/jpeg\r\n"
+                        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                        + body
+                        + b"\r\n"
+                    )
+                    if stop.wait(1 / fps):
+                        return
+            except OSError:
+                return
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/video.mjpg"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte; its port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        sock.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Poll until condition() is true or timeout seconds pass; the last answer."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
