@@ -111,6 +111,16 @@ class MinuteRecord:
         }
 
 
+def _require_existing(url: str) -> None:
+    """A SQLite file that is not there yet is an error for a reader (it would make an empty one)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).expanduser().is_file():
+            raise RecordsError(
+                f"There are no records at {parsed.database} yet: `facemask watch` makes them."
+            )
+
+
 def _engine(url: str, timeout: float) -> Engine:
     try:
         parsed = make_url(url)
@@ -146,8 +156,11 @@ class RecordStore:
         *,
         retention_days: int = RETENTION_DAYS,
         busy_timeout: float = BUSY_TIMEOUT_S,
+        create: bool = True,
     ) -> None:
         self.url = database_url(url)
+        if not create:
+            _require_existing(self.url)
         self.retention_days = retention_days
         self.engine = _engine(self.url, busy_timeout)
         try:

@@ -1,0 +1,265 @@
+"""The watcher: cameras -> analysis at a set rate -> the records database.
+
+One analysis thread per camera takes the camera's newest frame at most `fps` times a second,
+runs the shared `Pipeline` with its own `FaceTracker` (the one `facemask video` uses), counts
+face detections per minute and gives each tracked person one label: the label most of their
+frames had. A person who walks past counts once. What it learns goes to a `RecordWriter`; about
+once a second each camera's annotated frame and status are written to a folder the Monitor
+page reads (the page never recomputes a frame).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+
+from facemask import gate
+from facemask.cameras import Camera, CameraSpec, CameraStatus
+from facemask.errors import FacemaskError
+from facemask.files import REPO_ROOT, atomic_path, write_json
+from facemask.pipeline import Detection, FaceTracker, FrameTimer, Pipeline, annotate
+from facemask.records import PersonRecord, RecordWriter, StatusChange
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 5.0
+"""Frames analysed per second and camera (the rest of the stream is decoded and dropped)."""
+MIN_PERSON_FRAMES = 2
+"""A track seen in fewer analysed frames is not counted as a person (a stray detection)."""
+ANALYSIS_SIDE = 1280
+"""Frames are scaled down to this longest side before detection (as `facemask video` does)."""
+LIVE_DIR = Path(os.environ.get("FACEMASK_LIVE_DIR", REPO_ROOT / "records" / "live"))
+"""Where the watcher leaves each camera's latest annotated frame (NAME.jpg) and status
+(NAME.json) for the Monitor page."""
+LIVE_INTERVAL_S = 1.0
+_FORGET_S = 10.0  # a track unseen this long has ended (FaceTracker drops it within 5 frames)
+
+
+class PersonVotes:
+    """One voted label per tracked person of one camera: the label most of their frames had
+    (ties go to the label seen first), as `facemask video` counts faces."""
+
+    def __init__(self, camera: str, run_id: str) -> None:
+        self.camera, self.run_id = camera, run_id
+        self._people: dict[int, tuple[datetime, datetime, Counter[str]]] = {}
+
+    def update(self, at: datetime, detections: Sequence[Detection]) -> list[PersonRecord]:
+        """Count this frame's votes; the records of the people seen in it (once counted)."""
+        seen = []
+        for det in detections:
+            if det.track_id is None:
+                continue
+            first, _, votes = self._people.get(det.track_id, (at, at, Counter()))
+            votes[det.label] += 1
+            self._people[det.track_id] = (first, at, votes)
+            seen.append(det.track_id)
+        for track_id, (_, last, _) in list(self._people.items()):
+            if (at - last).total_seconds() > _FORGET_S:
+                del self._people[track_id]
+        return [r for r in map(self.record, seen) if r.frames >= MIN_PERSON_FRAMES]
+
+    def record(self, track_id: int) -> PersonRecord:
+        first, last, votes = self._people[track_id]
+        return PersonRecord(
+            camera=self.camera,
+            key=f"{self.run_id}:{track_id}",
+            first_seen=first,
+            last_seen=last,
+            label=votes.most_common(1)[0][0],
+            votes=dict(votes),
+            frames=sum(votes.values()),
+        )
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """A camera's status as the Monitor page shows it (NAME.json in the live folder)."""
+
+    camera: str
+    state: str
+    detail: str
+    analysed_fps: float
+    frame_age_s: float | None  # newest analysed frame: seconds from decoding to analysed
+    reconnects: int
+    frames: int
+    rejected: int
+    analysed: int
+    updated: float  # time.time()
+
+
+class CameraWatch:
+    """The analysis thread of one camera."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        pipeline: Pipeline,
+        writer: RecordWriter,
+        run_id: str,
+        fps: float,
+        live_dir: Path | None,
+        stop: threading.Event,
+    ) -> None:
+        self.camera, self.pipeline, self.writer = camera, pipeline, writer
+        self.fps, self.live_dir, self._stop = fps, live_dir, stop
+        self.votes = PersonVotes(camera.name, run_id)
+        self.analysed = 0
+        self.errors = 0
+        self._timer = FrameTimer()
+        self._analysed_fps, self._frame_age = 0.0, None
+        self._thread = threading.Thread(target=self._run, name=f"watch-{camera.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        tracker, seq = FaceTracker(), 0
+        period, next_live = 1.0 / self.fps, 0.0
+        due = time.monotonic()
+        while not self._stop.is_set():
+            frame = self.camera.read(seq, timeout=0.5)
+            if frame is None:
+                if time.monotonic() >= next_live:
+                    next_live = time.monotonic() + LIVE_INTERVAL_S
+                    self.write_live(None)
+                continue
+            seq = frame.seq
+            started = time.perf_counter()
+            rgb, _ = gate.fit_side(frame.rgb, ANALYSIS_SIDE)
+            try:
+                detections = self.pipeline.process(rgb, tracker)
+            except FacemaskError as exc:  # a frame the gate refuses: counted, skipped
+                self.errors += 1
+                log.warning("%s", exc)
+                continue
+            now = datetime.now(UTC)
+            self.analysed += 1
+            self._analysed_fps, _ = self._timer.tick((time.perf_counter() - started) * 1000)
+            self._frame_age = max(0.0, time.time() - frame.captured)
+            self.writer.add_faces(self.camera.name, now, [d.label for d in detections])
+            for person in self.votes.update(now, detections):
+                self.writer.add_person(person)
+            if time.monotonic() >= next_live:
+                next_live = time.monotonic() + LIVE_INTERVAL_S
+                self.write_live(annotate(rgb, detections))
+            due = max(due + period, time.monotonic())
+            self._stop.wait(max(0.0, due - time.monotonic()))
+
+    def live_status(self) -> LiveStatus:
+        status = self.camera.status
+        online = status.state == "online"
+        return LiveStatus(
+            camera=self.camera.name,
+            state=status.state,
+            detail=status.detail,
+            analysed_fps=round(self._analysed_fps, 2) if online else 0.0,
+            frame_age_s=round(self._frame_age, 3)
+            if online and self._frame_age is not None
+            else None,
+            reconnects=status.reconnects,
+            frames=status.frames,
+            rejected=status.rejected,
+            analysed=self.analysed,
+            updated=time.time(),
+        )
+
+    def write_live(self, picture) -> None:
+        """The annotated frame (when there is a new one) and the status, for the Monitor page."""
+        if self.live_dir is None:
+            return
+        try:
+            if picture is not None:
+                ok, jpeg = cv2.imencode(".jpg", picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+                if ok:
+                    with atomic_path(self.live_dir / f"{self.camera.name}.jpg") as tmp:
+                        tmp.write_bytes(jpeg.tobytes())
+            write_json(self.live_dir / f"{self.camera.name}.json", asdict(self.live_status()))
+        except OSError as exc:
+            log.warning("The live folder %s cannot be written: %s", self.live_dir, exc)
+
+
+@dataclass(frozen=True)
+class WatchSummary:
+    run_id: str
+    seconds: float
+    analysed: dict[str, int]  # frames analysed per camera
+    stored: bool  # everything reached the database
+
+
+class Watcher:
+    """Cameras, their analysis threads and the records writer, started and stopped together."""
+
+    def __init__(
+        self,
+        specs: Sequence[CameraSpec],
+        pipeline: Pipeline,
+        writer: RecordWriter,
+        *,
+        fps: float = DEFAULT_FPS,
+        live_dir: Path | None = LIVE_DIR,
+        open_timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> None:
+        if not specs:
+            raise FacemaskError("Name at least one camera: --camera NAME=URL or --cameras FILE.")
+        if not 0 < fps <= 30:
+            raise FacemaskError(f"--fps must be above 0 and at most 30, not {fps:g}.")
+        self.run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        self.writer, self.stop_event = writer, threading.Event()
+        timeouts = {
+            k: v for k, v in (("open_timeout", open_timeout), ("read_timeout", read_timeout)) if v
+        }
+        self.cameras = [Camera(s, on_status=self._status_changed, **timeouts) for s in specs]
+        if live_dir is not None:
+            live_dir.mkdir(parents=True, exist_ok=True)
+        self.watches = [
+            CameraWatch(c, pipeline, writer, self.run_id, fps, live_dir, self.stop_event)
+            for c in self.cameras
+        ]
+
+    def _status_changed(self, camera: str, status: CameraStatus) -> None:
+        change = StatusChange(camera, datetime.now(UTC), status.state, status.detail)
+        self.writer.add_status(change)
+
+    def run(self, duration: float | None = None) -> WatchSummary:
+        """Watch until stop() or `duration` seconds; then stop everything and flush."""
+        started = time.monotonic()
+        for camera in self.cameras:
+            log.info("Watching camera %s", camera.spec)
+            camera.start()
+        for watch in self.watches:
+            watch.start()
+        try:
+            self.stop_event.wait(duration)
+        finally:
+            self.stop_event.set()
+            for watch in self.watches:
+                watch.join()
+            for camera in self.cameras:
+                camera.stop()
+            for watch in self.watches:
+                watch.write_live(None)  # the final "stopped" status
+            stored = self.writer.close()
+        return WatchSummary(
+            run_id=self.run_id,
+            seconds=time.monotonic() - started,
+            analysed={w.camera.name: w.analysed for w in self.watches},
+            stored=stored,
+        )
+
+    def stop(self) -> None:
+        """End run() from another thread or a signal handler."""
+        self.stop_event.set()

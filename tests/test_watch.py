@@ -1,0 +1,135 @@
+"""facemask watch / report: a real face clip played by a file camera, analysed with the shipped
+model, counted per minute and per person; and a watcher killed with SIGKILL, then restarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from camera_clips import wait_for, write_clip
+from PIL import Image
+
+from facemask.pipeline import Detection
+from facemask.records import RecordStore
+from facemask.watch import PersonVotes
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def facemask(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "facemask", *args], env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def door_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 s: a person without a mask walks past (2 s), nobody (1 s), one with a mask (2 s),
+    nobody (3 s)."""
+    scenes = [("without_mask_00597.jpg", 2.0), (None, 1.0), ("with_mask_00002.jpg", 2.0),
+              (None, 3.0)]  # fmt: skip
+    return write_clip(tmp_path_factory.mktemp("clips") / "door.mp4", scenes)
+
+
+def det(track: int, label: str) -> Detection:
+    return Detection((0, 0, 10, 10), label, 0.9, 0.9, track_id=track)
+
+
+def test_each_person_gets_the_label_most_of_their_frames_had() -> None:
+    votes = PersonVotes("door", "run1")
+    t0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    frames = [[det(1, "without_mask"), det(2, "with_mask")], [det(1, "with_mask")],
+              [det(1, "without_mask")]]  # fmt: skip
+    records = []
+    for i, frame in enumerate(frames):
+        records = votes.update(t0 + timedelta(seconds=i), frame)
+    assert [r.key for r in records] == ["run1:1"]  # track 2 was seen once: not a person yet
+    person = records[0]
+    assert person.label == "without_mask" and person.votes == {"without_mask": 2, "with_mask": 1}
+    assert (person.first_seen, person.last_seen, person.frames) == (
+        t0, t0 + timedelta(seconds=2), 3
+    )  # fmt: skip
+
+
+def report(db: str, *args: str) -> list[dict]:
+    proc = facemask("report", "--db", db, "--json", *args)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_watch_counts_each_person_once_by_their_voted_label(door_clip: Path, tmp_path: Path):
+    db, live = f"sqlite:///{tmp_path / 'records.db'}", tmp_path / "live"
+    proc = facemask("watch", "--camera", f"door={door_clip}", "--db", db, "--duration", "6.5",
+                    "--live-dir", str(live))  # fmt: skip
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    lines = report(db)
+    assert lines and {line["camera"] for line in lines} == {"door"}
+    for line in lines:
+        assert datetime.strptime(line["minute"], "%Y-%m-%dT%H:%M:%SZ").second == 0
+    people = sum((Counter(line["people"]) for line in lines), Counter())
+    faces = sum((Counter(line["faces"]) for line in lines), Counter())
+    assert people == {"without_mask": 1, "with_mask": 1}, lines
+    assert set(faces) == {"without_mask", "with_mask"} and min(faces.values()) >= 5, faces
+    assert report(db, "--camera", "hall") == []
+    assert report(db, "--since", "2999-01-01T00:00Z") == []
+    status = json.loads((live / "door.json").read_text())
+    assert status["state"] == "stopped" and status["analysed"] >= 20
+    with Image.open(live / "door.jpg") as frame:
+        assert frame.size == (640, 480)
+    store = RecordStore(db)
+    assert [s.state for s in store.status_changes("door")] == ["stopped", "online"]
+    store.close()
+
+
+def test_watch_and_report_refuse_bad_input_in_one_sentence(tmp_path: Path) -> None:
+    for args, words in [
+        (["watch", "--db", f"sqlite:///{tmp_path / 'r.db'}"], "Name at least one camera"),
+        (["watch", "--camera", "door=rtsp://op:pw@cam/s", "--camera", "door=0"], "given twice"),
+        (["report", "--db", f"sqlite:///{tmp_path / 'none.db'}"], "no records at"),
+        (["report", "--since", "yesterday"], "not an ISO 8601 time"),
+    ]:
+        proc = facemask(*args)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and words in err and "Traceback" not in err, err
+        assert "pw@" not in err
+
+
+def test_a_killed_watcher_leaves_a_consistent_database_and_resumes(door_clip: Path, tmp_path):
+    path = tmp_path / "records.db"
+    db = f"sqlite:///{path}"
+    args = ["watch", "--camera", f"door={door_clip}", "--db", db, "--live-dir", str(tmp_path)]
+    proc = facemask(*args, "--duration", "120")
+    try:
+        assert wait_for(lambda: path.is_file() and _faces(path) >= 8, 90), proc.stderr
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no chance to flush
+        proc.communicate(timeout=30)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    before = _faces(path)
+    restarted = facemask(*args, "--duration", "3")
+    _, err = restarted.communicate(timeout=180)
+    assert restarted.returncode == 0, err
+    assert _faces(path) > before  # the restart adds to the same records
+    assert report(db)  # and the report reads them
+
+
+def _faces(path: Path) -> int:
+    """Face detections stored so far (read as any other reader would, while the watcher runs)."""
+    with sqlite3.connect(path, timeout=5) as conn:
+        try:
+            return conn.execute("SELECT coalesce(sum(n), 0) FROM face_minutes").fetchone()[0]
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return 0
