@@ -261,66 +261,6 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- watch / report -------------------------------------------------------------------
-def cmd_watch(args: argparse.Namespace) -> int:
-    import logging
-    import signal
-
-    from facemask.cameras import configured_cameras
-    from facemask.records import RecordStore, RecordWriter
-    from facemask.watch import LIVE_DIR, Watcher
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step
-    specs = configured_cameras(args.camera or (), args.cameras)
-    if args.duration is not None and args.duration <= 0:
-        raise FacemaskError(
-            f"--duration must be a positive number of seconds, not {args.duration}."
-        )
-    store = RecordStore(args.db)  # a bad URL or an unreachable database fails before the model
-    pipeline = _pipeline(args.model, args.detector, args.runtime)
-    writer = RecordWriter(store).start()
-    live_dir = Path(args.live_dir) if args.live_dir else LIVE_DIR
-    watcher = Watcher(specs, pipeline, writer, fps=args.fps, live_dir=live_dir)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: watcher.stop())
-    print(f"Watching {len(specs)} camera(s) into {store}; stop with Ctrl+C.", file=sys.stderr)
-    summary = watcher.run(args.duration)
-    store.close()
-    analysed = ", ".join(f"{name}: {n}" for name, n in summary.analysed.items())
-    print(f"Stopped after {summary.seconds:.0f} s; frames analysed: {analysed}.", file=sys.stderr)
-    return 0 if summary.stored else 1
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
-    from facemask.records import RecordStore
-
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError as exc:
-            raise FacemaskError(
-                f"--since {args.since!r} is not an ISO 8601 time (e.g. 2026-12-03T09:00Z)."
-            ) from exc
-    store = RecordStore(args.db, create=False)
-    try:
-        minutes = store.minutes(camera=args.camera, since=since)
-    finally:
-        store.close()
-    for minute in minutes:
-        line = minute.as_json()
-        if args.json:
-            print(json.dumps(line))
-        else:
-            people = ", ".join(f"{k} {v}" for k, v in line["people"].items()) or "-"
-            faces = ", ".join(f"{k} {v}" for k, v in line["faces"].items()) or "-"
-            print(f"{line['camera']}  {line['minute']}  people: {people}  faces: {faces}")
-    return 0
-
-
 def _model_arg(args: argparse.Namespace) -> str | None:
     """The model a command was given: `--model`, or evaluate's and export's first argument."""
     positional = getattr(args, "model_name", None)
@@ -457,46 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline_options(p, "webcam")
     p.set_defaults(func=cmd_video)
 
-    db_help = "records database: a SQLAlchemy URL (default: $FACEMASK_DB, else records/facemask.db)"
-    p = command(
-        "watch",
-        help="watch cameras and record what they see",
-        description="Analyse each camera's newest frame FPS times a second: count face "
-        "detections per minute and each tracked person once, by the label most of their "
-        "frames had, into the records database. Runs until SIGTERM / Ctrl+C or --duration.",
-    )
-    p.add_argument(
-        "--camera",
-        action="append",
-        metavar="NAME=URL",
-        help="a camera: rtsp://..., http(s)://... (MJPEG), a video file (looped) or a device "
-        "index; repeat for more",
-    )
-    p.add_argument("--cameras", metavar="FILE", help='a TOML file: [cameras] NAME = "URL" lines')
-    p.add_argument("--db", help=db_help)
-    p.add_argument("--fps", type=float, default=5.0, help="frames analysed per second and camera")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument(
-        "--live-dir",
-        help="folder for each camera's latest annotated frame and status (the Monitor page's; "
-        "default: records/live or $FACEMASK_LIVE_DIR)",
-    )
-    model_option(p, DEFAULT_MODEL, positional=False)
-    pipeline_options(p, "webcam")
-    p.set_defaults(func=cmd_watch)
+    from facemask.watch_cli import add_watch_commands
 
-    p = command(
-        "report",
-        help="print what the watcher recorded",
-        description="One line per camera and minute: people first seen in that minute by "
-        "their voted label, and analysed face detections by label. --json prints JSON Lines "
-        '{"camera", "minute", "people", "faces"} (the contract in the README).',
-    )
-    p.add_argument("--db", help=db_help)
-    p.add_argument("--camera", help="only this camera")
-    p.add_argument("--since", metavar="ISO", help="only minutes from this time on (UTC if no zone)")
-    p.add_argument("--json", action="store_true", help="print JSON Lines")
-    p.set_defaults(func=cmd_report)
+    add_watch_commands(command, model_option, pipeline_options, _pipeline)
     return parser
 
 

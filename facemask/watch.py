@@ -29,11 +29,10 @@ from facemask.errors import FacemaskError
 from facemask.files import REPO_ROOT, atomic_path, write_json
 from facemask.pipeline import Detection, FaceTracker, FrameTimer, Pipeline, annotate
 from facemask.records import PersonRecord, RecordWriter, StatusChange
+from facemask.watch_cli import DEFAULT_FPS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FPS = 5.0
-"""Frames analysed per second and camera (the rest of the stream is decoded and dropped)."""
 MIN_PERSON_FRAMES = 2
 """A track seen in fewer analysed frames is not counted as a person (a stray detection)."""
 ANALYSIS_SIDE = 1280

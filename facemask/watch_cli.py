@@ -1,0 +1,128 @@
+"""The `facemask watch` and `facemask report` commands (registered by facemask.cli).
+
+Kept light: the watcher, cameras and records modules load only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from facemask.errors import FacemaskError
+from facemask.runs import DEFAULT_MODEL
+
+DEFAULT_FPS = 5.0
+"""Frames analysed per second and camera (the rest of each stream is decoded and dropped)."""
+
+
+def add_watch_commands(
+    command: Callable[..., argparse.ArgumentParser],
+    model_option: Callable[..., None],
+    pipeline_options: Callable[..., None],
+    make_pipeline: Callable,
+) -> None:
+    """Add `watch` and `report` with the shared model and detector options of facemask.cli."""
+    db_help = "records database: a SQLAlchemy URL (default: $FACEMASK_DB, else records/facemask.db)"
+    p = command(
+        "watch",
+        help="watch cameras and record what they see",
+        description="Analyse each camera's newest frame FPS times a second: count face "
+        "detections per minute and each tracked person once, by the label most of their "
+        "frames had, into the records database. Runs until SIGTERM / Ctrl+C or --duration.",
+    )
+    p.add_argument(
+        "--camera",
+        action="append",
+        metavar="NAME=URL",
+        help="a camera: rtsp://..., http(s)://... (MJPEG), a video file (looped) or a device "
+        "index; repeat for more",
+    )
+    p.add_argument("--cameras", metavar="FILE", help='a TOML file: [cameras] NAME = "URL" lines')
+    p.add_argument("--db", help=db_help)
+    p.add_argument(
+        "--fps", type=float, default=DEFAULT_FPS, help="frames analysed per second and camera"
+    )
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument(
+        "--live-dir",
+        help="folder for each camera's latest annotated frame and status (the Monitor page's; "
+        "default: records/live or $FACEMASK_LIVE_DIR)",
+    )
+    model_option(p, DEFAULT_MODEL, positional=False)
+    pipeline_options(p, "webcam")
+    p.set_defaults(func=cmd_watch, make_pipeline=make_pipeline)
+
+    p = command(
+        "report",
+        help="print what the watcher recorded",
+        description="One line per camera and minute: people first seen in that minute by "
+        "their voted label, and analysed face detections by label. --json prints JSON Lines "
+        '{"camera", "minute", "people", "faces"} (the contract in the README).',
+    )
+    p.add_argument("--db", help=db_help)
+    p.add_argument("--camera", help="only this camera")
+    p.add_argument("--since", metavar="ISO", help="only minutes from this time on (UTC if no zone)")
+    p.add_argument("--json", action="store_true", help="print JSON Lines")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from facemask.cameras import configured_cameras
+    from facemask.records import RecordStore, RecordWriter
+    from facemask.watch import LIVE_DIR, Watcher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step
+    specs = configured_cameras(args.camera or (), args.cameras)
+    if args.duration is not None and args.duration <= 0:
+        raise FacemaskError(
+            f"--duration must be a positive number of seconds, not {args.duration}."
+        )
+    store = RecordStore(args.db)  # a bad URL or an unreachable database fails before the model
+    pipeline = args.make_pipeline(args.model, args.detector, args.runtime)
+    writer = RecordWriter(store).start()
+    live_dir = Path(args.live_dir) if args.live_dir else LIVE_DIR
+    watcher = Watcher(specs, pipeline, writer, fps=args.fps, live_dir=live_dir)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: watcher.stop())
+    print(f"Watching {len(specs)} camera(s) into {store}; stop with Ctrl+C.", file=sys.stderr)
+    summary = watcher.run(args.duration)
+    store.close()
+    analysed = ", ".join(f"{name}: {n}" for name, n in summary.analysed.items())
+    print(f"Stopped after {summary.seconds:.0f} s; frames analysed: {analysed}.", file=sys.stderr)
+    return 0 if summary.stored else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from facemask.records import RecordStore
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError as exc:
+            raise FacemaskError(
+                f"--since {args.since!r} is not an ISO 8601 time (e.g. 2026-12-03T09:00Z)."
+            ) from exc
+    store = RecordStore(args.db, create=False)
+    try:
+        minutes = store.minutes(camera=args.camera, since=since)
+    finally:
+        store.close()
+    for minute in minutes:
+        line = minute.as_json()
+        if args.json:
+            print(json.dumps(line))
+        else:
+            people = ", ".join(f"{k} {v}" for k, v in line["people"].items()) or "-"
+            faces = ", ".join(f"{k} {v}" for k, v in line["faces"].items()) or "-"
+            print(f"{line['camera']}  {line['minute']}  people: {people}  faces: {faces}")
+    return 0
