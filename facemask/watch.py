@@ -11,7 +11,6 @@ page reads (the page never recomputes a frame).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -26,7 +25,7 @@ import cv2
 from facemask import gate
 from facemask.cameras import Camera, CameraSpec, CameraStatus
 from facemask.errors import FacemaskError
-from facemask.files import REPO_ROOT, atomic_path, write_json
+from facemask.files import atomic_path, write_json
 from facemask.pipeline import Detection, FaceTracker, FrameTimer, Pipeline, annotate
 from facemask.records import PersonRecord, RecordWriter, StatusChange
 from facemask.watch_cli import DEFAULT_FPS
@@ -37,9 +36,6 @@ MIN_PERSON_FRAMES = 2
 """A track seen in fewer analysed frames is not counted as a person (a stray detection)."""
 ANALYSIS_SIDE = 1280
 """Frames are scaled down to this longest side before detection (as `facemask video` does)."""
-LIVE_DIR = Path(os.environ.get("FACEMASK_LIVE_DIR", REPO_ROOT / "records" / "live"))
-"""Where the watcher leaves each camera's latest annotated frame (NAME.jpg) and status
-(NAME.json) for the Monitor page."""
 LIVE_INTERVAL_S = 1.0
 _FORGET_S = 10.0  # a track unseen this long has ended (FaceTracker drops it within 5 frames)
 
@@ -208,7 +204,7 @@ class Watcher:
         writer: RecordWriter,
         *,
         fps: float = DEFAULT_FPS,
-        live_dir: Path | None = LIVE_DIR,
+        live_dir: Path | None = None,
         open_timeout: float | None = None,
         read_timeout: float | None = None,
     ) -> None:

@@ -74,8 +74,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
 
     from facemask.cameras import configured_cameras
-    from facemask.records import RecordStore, RecordWriter
-    from facemask.watch import LIVE_DIR, Watcher
+    from facemask.records import RecordStore, RecordWriter, live_dir
+    from facemask.watch import Watcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step
@@ -87,8 +87,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     store = RecordStore(args.db)  # a bad URL or an unreachable database fails before the model
     pipeline = args.make_pipeline(args.model, args.detector, args.runtime)
     writer = RecordWriter(store).start()
-    live_dir = Path(args.live_dir) if args.live_dir else LIVE_DIR
-    watcher = Watcher(specs, pipeline, writer, fps=args.fps, live_dir=live_dir)
+    live = Path(args.live_dir) if args.live_dir else live_dir()
+    watcher = Watcher(specs, pipeline, writer, fps=args.fps, live_dir=live)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: watcher.stop())
     print(f"Watching {len(specs)} camera(s) into {store}; stop with Ctrl+C.", file=sys.stderr)

@@ -9,6 +9,7 @@ from facemask.records.store import (
     RecordStore,
     StatusChange,
     database_url,
+    live_dir,
 )
 from facemask.records.writer import RecordWriter
 
@@ -21,4 +22,5 @@ __all__ = [
     "RecordsError",
     "StatusChange",
     "database_url",
+    "live_dir",
 ]

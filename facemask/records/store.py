@@ -23,6 +23,7 @@ from facemask.records.schema import camera_status, face_minutes, people
 
 DEFAULT_DB_PATH = Path(__file__).resolve().parents[2] / "records" / "facemask.db"
 DB_ENV = "FACEMASK_DB"
+LIVE_ENV = "FACEMASK_LIVE_DIR"
 RETENTION_DAYS = 90
 """Records older than this are deleted (RecordStore.prune; the writer calls it hourly)."""
 BUSY_TIMEOUT_S = 5.0
@@ -37,6 +38,12 @@ class RecordsError(FacemaskError):
 def database_url(url: str | None = None) -> str:
     """`url`, else $FACEMASK_DB, else the SQLite file records/facemask.db beside the package."""
     return url or os.environ.get(DB_ENV) or f"sqlite:///{DEFAULT_DB_PATH}"
+
+
+def live_dir() -> Path:
+    """Where the watcher leaves each camera's latest annotated frame (NAME.jpg) and status
+    (NAME.json) for the Monitor page: $FACEMASK_LIVE_DIR, else records/live."""
+    return Path(os.environ.get(LIVE_ENV) or DEFAULT_DB_PATH.parent / "live")
 
 
 def minute_of(at: datetime) -> datetime:
@@ -265,7 +272,9 @@ class RecordStore:
                 record(cam, minute).people[label] = int(n)
         return [table[key] for key in sorted(table)]
 
-    def status_changes(self, camera: str | None = None, limit: int = 200) -> list[StatusChange]:
+    def status_changes(
+        self, camera: str | None = None, since: datetime | None = None, limit: int = 200
+    ) -> list[StatusChange]:
         """The newest camera status changes, newest first."""
         query = select(
             camera_status.c.camera, camera_status.c.at, camera_status.c.state,
@@ -273,19 +282,26 @@ class RecordStore:
         ).order_by(camera_status.c.at.desc(), camera_status.c.id.desc()).limit(limit)  # fmt: skip
         if camera is not None:
             query = query.where(camera_status.c.camera == camera)
+        if since is not None:
+            query = query.where(camera_status.c.at >= utc(since))
         with self._reading() as conn:
             return [StatusChange(*row) for row in conn.execute(query)]
 
-    def person_records(self, camera: str | None = None) -> list[PersonRecord]:
-        """Every stored person (oldest first)."""
-        query = select(people).order_by(people.c.first_seen, people.c.id)
+    def person_records(
+        self, camera: str | None = None, since: datetime | None = None, limit: int | None = None
+    ) -> list[PersonRecord]:
+        """Stored people (oldest first), or the newest `limit` of them."""
+        query = select(people).order_by(people.c.first_seen.desc(), people.c.id.desc())
         if camera is not None:
             query = query.where(people.c.camera == camera)
+        if since is not None:
+            query = query.where(people.c.first_seen >= utc(since))
+        query = query.limit(limit) if limit else query
         with self._reading() as conn:
             return [
                 PersonRecord(r.camera, r.person_key, r.first_seen, r.last_seen, r.label,
                              dict(r.votes), r.frames)
-                for r in conn.execute(query)
+                for r in reversed(conn.execute(query).all())
             ]  # fmt: skip
 
     def cameras(self) -> list[str]:

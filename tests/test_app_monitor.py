@@ -1,0 +1,77 @@
+"""The Monitor page through the real app (AppTest): what it says with no cameras, and what it
+shows from a watcher's live folder and a records database."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from camera_clips import face_canvas, jpeg
+from streamlit.testing.v1 import AppTest
+
+from facemask.records import PersonRecord, RecordStore, StatusChange
+from facemask.records.store import Batch, minute_of
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+PAGE = "app_pages/monitor.py"
+
+
+@pytest.fixture
+def places(tmp_path: Path, monkeypatch) -> dict[str, Path]:
+    paths = {"db": tmp_path / "records.db", "live": tmp_path / "live"}
+    monkeypatch.setenv("FACEMASK_DB", f"sqlite:///{paths['db']}")
+    monkeypatch.setenv("FACEMASK_LIVE_DIR", str(paths["live"]))
+    return paths
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_with_no_cameras_the_page_says_how_to_add_one(places) -> None:
+    at = open_page()
+    (info,) = at.info
+    assert "facemask watch --camera" in info.value and "--cameras cameras.toml" in info.value
+    assert not places["db"].exists()  # looking does not create a database
+
+
+def test_page_shows_live_cameras_share_people_and_events(places) -> None:
+    now = datetime.now(UTC)
+    store = RecordStore(f"sqlite:///{places['db']}")
+    batch = Batch()
+    for i, label in enumerate(["with_mask", "with_mask", "with_mask", "without_mask"]):
+        at = now - timedelta(minutes=2, seconds=i)
+        batch.people[("door", f"r:{i}")] = PersonRecord("door", f"r:{i}", at, at, label,
+                                                        {label: 4}, 4)  # fmt: skip
+        batch.faces[("door", minute_of(at), label)] += 4
+    batch.statuses.append(StatusChange("door", now - timedelta(minutes=3), "online"))
+    store.write(batch)
+    store.close()
+    places["live"].mkdir()
+    (places["live"] / "door.jpg").write_bytes(jpeg(face_canvas("with_mask_00002.jpg")))
+    status = {"camera": "door", "state": "online", "detail": "", "analysed_fps": 4.9,
+              "frame_age_s": 0.12, "reconnects": 1, "frames": 900, "rejected": 0,
+              "analysed": 300, "updated": time.time()}  # fmt: skip
+    (places["live"] / "door.json").write_text(json.dumps(status))
+    (places["live"] / "hall.json").write_text(json.dumps({**status, "updated": time.time() - 60}))
+
+    at = open_page()
+    markdown = " ".join(m.value for m in at.main.get("markdown"))
+    assert "**door** 🟢 online" in markdown and "**hall** ⚫ no watcher" in markdown
+    assert len(at.main.get("image")) == 1  # door's frame; hall has none
+    captions = " ".join(c.value for c in at.main.get("caption"))
+    assert "4.9 FPS analysed · frame age 0.12 s · 1 reconnects" in captions
+    people, events = (d.value for d in at.dataframe)
+    assert people.loc["door"].to_dict() == {"with_mask": 3, "without_mask": 1}
+    assert events["event"].tolist().count("person: with_mask") == 3
+    assert "online" in events["event"].tolist()
+    assert len(at.main.get("plotly_chart")) == 1
+    assert [b.label for b in at.main.get("download_button")] == [
+        "Counts per minute (CSV)", "Counts per minute (Parquet)"
+    ]  # fmt: skip
