@@ -3,18 +3,10 @@
 # GStreamer's RTSP server (tests/rtsp_server.py, run by the system python3 through python3-gi)
 # and PostgreSQL 15 (tests/test_records.py makes a throwaway cluster with initdb and pg_ctl).
 set -eu
-PG_BIN=/usr/lib/postgresql/15/bin
-if [ -x "$PG_BIN/pg_ctl" ] && /usr/bin/python3 -c \
+if [ -x /usr/lib/postgresql/15/bin/pg_ctl ] && /usr/bin/python3 -c \
     "import gi; gi.require_version('GstRtspServer', '1.0'); gi.require_version('Gst', '1.0')" \
     2>/dev/null; then
     exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO=sudo
-else
-    SUDO=
-fi
-$SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
-    python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-    postgresql-15
+sh "$(dirname "$0")/apt-install.sh" python3-gi gir1.2-gst-rtsp-server-1.0 \
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good postgresql-15
