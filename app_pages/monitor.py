@@ -13,8 +13,8 @@ from facemask.records import RecordStore, database_url, live_dir
 from facemask.records import monitor as mon
 
 LIVE_REFRESH_S = 1.0
-STATE_ICONS = {"online": "🟢", "offline": "🔴", "connecting": "🟡", "stopped": "⚪",
-               "no watcher": "⚫"}  # fmt: skip
+STATE_COLORS = {"online": "green", "offline": "red", "connecting": "orange", "stopped": "gray",
+                "no watcher": "gray"}  # fmt: skip
 HOW_TO_ADD = """No camera is being watched yet. Cameras are set by the operator on the server:
 
 ```
@@ -50,7 +50,8 @@ def live_panel() -> None:
     for row_start in range(0, len(cameras), 3):
         for column, cam in zip(st.columns(3), cameras[row_start : row_start + 3], strict=False):
             with column.container(border=True):
-                st.markdown(f"**{cam.name}** {STATE_ICONS.get(cam.state, '')} {cam.state}")
+                color = STATE_COLORS.get(cam.state, "gray")
+                st.markdown(f"**{cam.name}** :{color}[● {cam.state}]")
                 if cam.frame is not None:
                     st.image(cam.frame.read_bytes(), width="stretch")
                 age = "–" if cam.frame_age_s is None else f"{cam.frame_age_s:.2f} s"

@@ -47,6 +47,11 @@ def add_watch_commands(
     )
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument(
+        "--keep-days",
+        type=int,
+        help="records older than this many days are deleted, hourly (90 when not given)",
+    )
+    p.add_argument(
         "--live-dir",
         help="folder for each camera's latest annotated frame and status (the Monitor page's; "
         "default: records/live or $FACEMASK_LIVE_DIR)",
@@ -75,6 +80,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     from facemask.cameras import configured_cameras
     from facemask.records import RecordStore, RecordWriter, live_dir
+    from facemask.records.store import RETENTION_DAYS
     from facemask.watch import Watcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -84,7 +90,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise FacemaskError(
             f"--duration must be a positive number of seconds, not {args.duration}."
         )
-    store = RecordStore(args.db)  # a bad URL or an unreachable database fails before the model
+    keep_days = RETENTION_DAYS if args.keep_days is None else args.keep_days
+    if keep_days < 1:
+        raise FacemaskError(f"--keep-days must be at least 1, not {keep_days}.")
+    # a bad URL or an unreachable database fails before the model loads
+    store = RecordStore(args.db, retention_days=keep_days)
     pipeline = args.make_pipeline(args.model, args.detector, args.runtime)
     writer = RecordWriter(store).start()
     live = Path(args.live_dir) if args.live_dir else live_dir()

@@ -63,7 +63,7 @@ def test_page_shows_live_cameras_share_people_and_events(places) -> None:
 
     at = open_page()
     markdown = " ".join(m.value for m in at.main.get("markdown"))
-    assert "**door** 🟢 online" in markdown and "**hall** ⚫ no watcher" in markdown
+    assert "**door** :green[● online]" in markdown and "**hall** :gray[● no watcher]" in markdown
     assert len(at.main.get("image")) == 1  # door's frame; hall has none
     captions = " ".join(c.value for c in at.main.get("caption"))
     assert "4.9 FPS analysed · frame age 0.12 s · 1 reconnects" in captions
