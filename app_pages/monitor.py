@@ -47,6 +47,9 @@ def live_panel() -> None:
     if not cameras:
         st.caption("No watcher is writing live frames (start `facemask watch`).")
         return
+    problem = mon.records_problem(cameras)
+    if problem:
+        st.warning(f"{problem} The watcher keeps the counts and retries.")
     for row_start in range(0, len(cameras), 3):
         for column, cam in zip(st.columns(3), cameras[row_start : row_start + 3], strict=False):
             with column.container(border=True):

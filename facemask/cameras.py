@@ -21,6 +21,7 @@ from pathlib import Path
 
 import av
 import av.error
+import cv2
 import numpy as np
 
 from facemask import gate
@@ -237,15 +238,16 @@ class Camera:
     def _run(self) -> None:
         delay = self.backoff[0]
         while not self._stop.is_set():
+            device = self.spec.kind == "device"
             try:
-                container = self._open()
+                source = self._open_device() if device else self._open()
             except CameraError as exc:
                 self._set_status(state="offline", detail=str(exc))
             else:
                 try:
-                    got_frames = self._pump(container)
+                    got_frames = self._pump_device(source) if device else self._pump(source)
                 finally:
-                    container.close()
+                    source.release() if device else source.close()
                 if got_frames:
                     delay = self.backoff[0]
             if self._stop.wait(delay):
@@ -269,10 +271,8 @@ class Camera:
         elif spec.kind == "rtsp":
             fmt = "rtsp"
             options["rtsp_transport"] = "tcp"
-        elif spec.kind == "http":
-            fmt = "mpjpeg"
         else:
-            fmt = "v4l2"
+            fmt = "mpjpeg"
         try:
             container = av.open(spec.url, "r", format=fmt, options=options, timeout=timeout)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -327,6 +327,33 @@ class Camera:
         self._set_status(state="offline", detail=f"Camera {self.name} ended its stream.")
         return got
 
+    def _open_device(self):
+        """A local camera through OpenCV's V4L2 backend (PyAV's FFmpeg has no v4l2 input)."""
+        index = int(self.spec.url.removeprefix("/dev/video"))
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
+                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout * 1000)]  # fmt: skip
+        capture = cv2.VideoCapture(index, cv2.CAP_V4L2, timeouts)
+        if not capture.isOpened():
+            capture.release()
+            raise CameraError(
+                f"Camera {self.name}: the device {self.spec.url} could not be opened."
+            )
+        return capture
+
+    def _pump_device(self, capture) -> bool:
+        """Read a device until it fails or stop; True if a frame came."""
+        got = False
+        while not self._stop.is_set():
+            ok, bgr = capture.read()
+            if not ok or bgr is None:
+                self._set_status(state="offline", detail=f"Camera {self.name} stopped sending.")
+                return got
+            if bgr.ndim == 3 and bgr.shape[2] == 3:  # numpy only: no native library before the gate
+                got = self._offer(np.ascontiguousarray(bgr[..., ::-1])) or got
+            else:
+                self._count_rejected(f"Camera {self.name} sent a frame that is not colour.")
+        return got
+
     def _decode(self, packet) -> list:
         """A packet's frames; a packet the decoder refuses is counted and skipped."""
         try:
@@ -336,10 +363,13 @@ class Camera:
             return []
 
     def _offer(self, frame) -> bool:
-        """Gate a decoded frame's size; keep it as the newest frame if it passes."""
+        """Gate a decoded frame's size (a PyAV frame, or an RGB array from a device); keep it
+        as the newest frame if it passes."""
+        array = isinstance(frame, np.ndarray)
+        width, height = (frame.shape[1], frame.shape[0]) if array else (frame.width, frame.height)
         try:
             gate.check_size(
-                frame.width, frame.height, f"A frame of camera {self.name}", CameraError,
+                width, height, f"A frame of camera {self.name}", CameraError,
                 max_side=gate.MAX_VIDEO_SIDE,
             )  # fmt: skip
         except CameraError as exc:
@@ -375,4 +405,4 @@ class Camera:
 
 def _frame_rgb(frame) -> np.ndarray:
     """A decoded frame as RGB uint8 (FFmpeg's converter: the decoder's own library)."""
-    return frame.to_ndarray(format="rgb24")
+    return frame if isinstance(frame, np.ndarray) else frame.to_ndarray(format="rgb24")

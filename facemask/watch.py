@@ -89,6 +89,9 @@ class LiveStatus:
     frames: int
     rejected: int
     analysed: int
+    records_error: str  # the records writer's last refusal while it retries, else ""
+    records_pending: int  # entries waiting for the database
+    records_dropped: int  # entries given up because the database stayed away too long
     updated: float  # time.time()
 
 
@@ -168,6 +171,9 @@ class CameraWatch:
             frames=status.frames,
             rejected=status.rejected,
             analysed=self.analysed,
+            records_error=self.writer.last_error,
+            records_pending=self.writer.pending,
+            records_dropped=self.writer.dropped,
             updated=time.time(),
         )
 

@@ -60,11 +60,18 @@ def test_page_shows_live_cameras_share_people_and_events(places) -> None:
               "analysed": 300, "updated": time.time()}  # fmt: skip
     (places["live"] / "door.json").write_text(json.dumps(status))
     (places["live"] / "hall.json").write_text(json.dumps({**status, "updated": time.time() - 60}))
+    (places["live"] / "dock.json").write_text(json.dumps({
+        **status, "records_error": "The records database x refused a write: database is locked."
+    }))  # fmt: skip
 
     at = open_page()
     markdown = " ".join(m.value for m in at.main.get("markdown"))
     assert "**door** :green[● online]" in markdown and "**hall** :gray[● no watcher]" in markdown
-    assert len(at.main.get("image")) == 1  # door's frame; hall has none
+    assert len(at.main.get("image")) == 1  # door's frame; hall and dock have none
+    assert [w.value for w in at.warning] == [
+        "The records database x refused a write: database is locked. "
+        "The watcher keeps the counts and retries."
+    ]
     captions = " ".join(c.value for c in at.main.get("caption"))
     assert "4.9 FPS analysed · frame age 0.12 s · 1 reconnects" in captions
     people, events = (d.value for d in at.dataframe)

@@ -238,3 +238,14 @@ def test_mjpeg_camera_that_stalls_mid_stream_is_reopened() -> None:
             assert camera.status.reconnects == 1
         finally:
             camera.stop()
+
+
+def test_missing_device_is_offline_with_a_sentence() -> None:
+    spec = camera_spec("desk", "97")  # no /dev/video97 here
+    assert not Path(spec.url).exists()
+    camera = Camera(spec, open_timeout=1, backoff=(5, 5)).start()
+    try:
+        assert wait_for(lambda: camera.status.state == "offline", 5), camera.status
+        assert camera.status.detail == "Camera desk: the device /dev/video97 could not be opened."
+    finally:
+        camera.stop()

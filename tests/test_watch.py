@@ -13,10 +13,12 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import postgres_server
 import pytest
-from camera_clips import wait_for, write_clip
+from camera_clips import free_port, wait_for, write_clip
 from PIL import Image
 
+from facemask.cli import main
 from facemask.pipeline import Detection
 from facemask.records import RecordStore
 from facemask.watch import PersonVotes
@@ -24,11 +26,11 @@ from facemask.watch import PersonVotes
 REPO = Path(__file__).resolve().parents[1]
 
 
-def facemask(*args: str, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def facemask(*args: str, env: dict | None = None) -> subprocess.Popen:
+    env = {**(env or os.environ), "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-m", "facemask", *args], env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
 
 
@@ -93,17 +95,17 @@ def test_watch_counts_each_person_once_by_their_voted_label(door_clip: Path, tmp
     store.close()
 
 
-def test_watch_and_report_refuse_bad_input_in_one_sentence(tmp_path: Path) -> None:
+def test_watch_and_report_refuse_bad_input_in_one_sentence(tmp_path: Path, capsys) -> None:
     for args, words in [
         (["watch", "--db", f"sqlite:///{tmp_path / 'r.db'}"], "Name at least one camera"),
         (["watch", "--camera", "door=rtsp://op:pw@cam/s", "--camera", "door=0"], "given twice"),
+        (["watch", "--camera", "x=rtsp://op:pw@cam/s", "--keep-days", "0"], "--keep-days"),
         (["report", "--db", f"sqlite:///{tmp_path / 'none.db'}"], "no records at"),
         (["report", "--since", "yesterday"], "not an ISO 8601 time"),
     ]:
-        proc = facemask(*args)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 2 and words in err and "Traceback" not in err, err
-        assert "pw@" not in err
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and "pw@" not in err, err
 
 
 def test_a_killed_watcher_leaves_a_consistent_database_and_resumes(door_clip: Path, tmp_path):
@@ -133,3 +135,21 @@ def _faces(path: Path) -> int:
             return conn.execute("SELECT coalesce(sum(n), 0) FROM face_minutes").fetchone()[0]
         except sqlite3.OperationalError:  # the schema is not there yet
             return 0
+
+
+def test_watch_writes_to_postgresql_named_by_facemask_db(door_clip: Path, tmp_path: Path):
+    if not postgres_server.available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL 15 is missing: `make test` installs it")
+        pytest.skip("PostgreSQL 15 (initdb, pg_ctl) is not installed")
+    with postgres_server.postgres(free_port()) as cluster:
+        env = {**os.environ, "FACEMASK_DB": cluster.url}
+        proc = facemask("watch", "--camera", f"door={door_clip}", "--duration", "3",
+                        "--live-dir", str(tmp_path), env=env)  # fmt: skip
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        proc = facemask("report", "--json", env=env)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert lines and lines[0]["faces"].get("without_mask", 0) >= 3, lines

@@ -39,6 +39,7 @@ class LiveCamera:
     rejected: int
     age_s: float  # seconds since the watcher last wrote the status
     frame: Path | None
+    records_error: str = ""  # the watcher cannot write to the records database (retrying)
 
 
 def live_cameras(folder: Path, now: float | None = None) -> list[LiveCamera]:
@@ -65,9 +66,15 @@ def live_cameras(folder: Path, now: float | None = None) -> list[LiveCamera]:
                 rejected=int(status.get("rejected", 0)),
                 age_s=age,
                 frame=frame if frame.is_file() else None,
+                records_error=str(status.get("records_error") or "") if state == "online" else "",
             )
         )
     return cameras
+
+
+def records_problem(cameras: Sequence[LiveCamera]) -> str:
+    """What a running watcher says about the records database when it refuses writes, else ""."""
+    return next((c.records_error for c in cameras if c.records_error), "")
 
 
 def since(period: str, now: datetime | None = None) -> datetime:
