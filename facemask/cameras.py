@@ -190,6 +190,7 @@ class Camera:
         self.backoff = backoff
         self._on_status = on_status
         self._status = CameraStatus()
+        self._status_lock = threading.Lock()
         self._latest = None  # (seq, captured, av.VideoFrame): the only frame held
         self._seq = 0
         self._cond = threading.Condition()
@@ -253,7 +254,7 @@ class Camera:
             if self._stop.wait(delay):
                 break
             delay = min(delay * 2, self.backoff[1])
-            self._set_status(reconnects=self._status.reconnects + 1)
+            self._set_status(count="reconnects")
 
     def _open(self):
         spec, started = self.spec, time.monotonic()
@@ -380,21 +381,24 @@ class Camera:
             self._seq += 1
             self._latest = (self._seq, now, frame)
             self._cond.notify_all()
-        status = self._status
-        if status.state != "online":
-            self._set_status(state="online", detail="", frames=status.frames + 1, last_frame=now)
-        else:
-            self._status = replace(status, frames=status.frames + 1, last_frame=now)
+        self._set_status(count="frames", state="online", last_frame=now)
         return True
 
     def _count_rejected(self, detail: str) -> None:
-        self._status = replace(self._status, rejected=self._status.rejected + 1, detail=detail)
+        self._set_status(count="rejected", detail=detail)
 
-    def _set_status(self, **changes) -> None:
-        old = self._status
-        if "state" in changes and changes["state"] != old.state:
-            changes["since"] = time.time()
-        self._status = new = replace(old, **changes)
+    def _set_status(self, count: str | None = None, **changes) -> None:
+        """Change the status and add one to the `count` counter (the grabber and readers both
+        do: one lock, so no change is lost); report state changes."""
+        with self._status_lock:
+            old = self._status
+            if count is not None:
+                changes[count] = getattr(old, count) + 1
+            if "state" in changes and changes["state"] != old.state:
+                changes["since"] = time.time()
+                if changes["state"] == "online":
+                    changes.setdefault("detail", "")
+            self._status = new = replace(old, **changes)
         if new.state == old.state:
             return
         if new.state == "offline":
