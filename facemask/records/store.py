@@ -19,9 +19,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from facemask.errors import FacemaskError
+from facemask.files import REPO_ROOT
 from facemask.records.schema import camera_status, face_minutes, people
 
-DEFAULT_DB_PATH = Path(__file__).resolve().parents[2] / "records" / "facemask.db"
+DEFAULT_DB_PATH = REPO_ROOT / "records" / "facemask.db"
 DB_ENV = "FACEMASK_DB"
 LIVE_ENV = "FACEMASK_LIVE_DIR"
 RETENTION_DAYS = 90
