@@ -9,7 +9,7 @@ import streamlit as st
 
 import ui
 from facemask.errors import FacemaskError
-from facemask.records import RecordStore, database_url, live_dir
+from facemask.records import RecordStore, database_url, live_dir, snapshot_dir
 from facemask.records import monitor as mon
 
 LIVE_REFRESH_S = 1.0
@@ -60,7 +60,8 @@ def live_panel() -> None:
                 age = "–" if cam.frame_age_s is None else f"{cam.frame_age_s:.2f} s"
                 st.caption(
                     f"{cam.analysed_fps:.1f} FPS analysed · frame age {age} · "
-                    f"{cam.reconnects} reconnects · {cam.rejected} frames refused"
+                    f"{cam.reconnects} reconnects · {cam.rejected} frames refused · "
+                    f"{cam.alerts} alerts"
                 )
                 if cam.detail and cam.state != "online":
                     st.caption(cam.detail)
@@ -82,6 +83,7 @@ try:
     minutes = store.minutes(since=start)
     statuses = store.status_changes(since=start)
     people = store.person_records(since=start, limit=500)
+    alerts = store.alert_events(since=start)
 except FacemaskError as exc:
     ui.show_error(exc)
     st.stop()
@@ -98,6 +100,16 @@ if counts.empty:
     st.caption("Nobody yet.")
 else:
     st.dataframe(counts)
+st.subheader("Alerts")
+if not alerts:
+    st.caption(f"No alerts in the {period.lower()}.")
+else:
+    st.dataframe(mon.alerts_table(alerts), hide_index=True)
+    newest = mon.newest_snapshot(alerts, snapshot_dir())
+    if newest is not None:
+        event, path = newest
+        st.image(path.read_bytes(), caption=f"{event.at:%Y-%m-%d %H:%M:%S} UTC · {event.message}",
+                 width=480)  # fmt: skip
 st.subheader("Events")
 st.dataframe(mon.events_table(statuses, people), hide_index=True)
 

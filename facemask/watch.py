@@ -15,19 +15,27 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from facemask import gate
 from facemask.cameras import Camera, CameraSpec, CameraStatus
 from facemask.errors import FacemaskError
 from facemask.files import atomic_path, write_json
 from facemask.pipeline import Detection, FaceTracker, FrameTimer, Pipeline, annotate
-from facemask.records import PersonRecord, RecordWriter, StatusChange
+from facemask.records import AlertEvent, PersonRecord, RecordWriter, StatusChange
+from facemask.records.alerts import (
+    AlertConfig,
+    CameraAlerts,
+    WebhookSender,
+    prune_snapshots,
+    save_snapshot,
+)
 from facemask.watch_cli import DEFAULT_FPS
 
 log = logging.getLogger(__name__)
@@ -37,6 +45,7 @@ MIN_PERSON_FRAMES = 2
 ANALYSIS_SIDE = 1280
 """Frames are scaled down to this longest side before detection (as `facemask video` does)."""
 LIVE_INTERVAL_S = 1.0
+SNAPSHOT_PRUNE_S = 3600.0
 _FORGET_S = 10.0  # a track unseen this long has ended (FaceTracker drops it within 5 frames)
 
 
@@ -92,7 +101,12 @@ class LiveStatus:
     records_error: str  # the records writer's last refusal while it retries, else ""
     records_pending: int  # entries waiting for the database
     records_dropped: int  # entries given up because the database stayed away too long
+    alerts: int  # alerts raised since the watcher started
     updated: float  # time.time()
+
+
+AlertCallback = Callable[[AlertEvent, np.ndarray], None]
+"""on_alert(event, the annotated frame): called from a camera's analysis thread."""
 
 
 class CameraWatch:
@@ -107,10 +121,13 @@ class CameraWatch:
         fps: float,
         live_dir: Path | None,
         stop: threading.Event,
+        alerts: CameraAlerts | None = None,
+        on_alert: AlertCallback | None = None,
     ) -> None:
         self.camera, self.pipeline, self.writer = camera, pipeline, writer
         self.fps, self.live_dir, self._stop = fps, live_dir, stop
         self.votes = PersonVotes(camera.name, run_id)
+        self.alerts, self.on_alert, self.alerted = alerts, on_alert, 0
         self.analysed = 0
         self.errors = 0
         self._timer = FrameTimer()
@@ -148,8 +165,15 @@ class CameraWatch:
             self._analysed_fps, _ = self._timer.tick((time.perf_counter() - started) * 1000)
             self._frame_age = max(0.0, time.time() - frame.captured)
             self.writer.add_faces(self.camera.name, now, [d.label for d in detections])
-            for person in self.votes.update(now, detections):
+            people = self.votes.update(now, detections)
+            for person in people:
                 self.writer.add_person(person)
+            events = self.alerts.update(now, people) if self.alerts else []
+            picture = annotate(rgb, detections) if events else None
+            for event in events:
+                self.alerted += 1
+                if self.on_alert is not None:
+                    self.on_alert(event, picture)
             if time.monotonic() >= next_live:
                 next_live = time.monotonic() + LIVE_INTERVAL_S
                 self.write_live(annotate(rgb, detections))
@@ -174,6 +198,7 @@ class CameraWatch:
             records_error=self.writer.last_error,
             records_pending=self.writer.pending,
             records_dropped=self.writer.dropped,
+            alerts=self.alerted,
             updated=time.time(),
         )
 
@@ -213,6 +238,7 @@ class Watcher:
         live_dir: Path | None = None,
         open_timeout: float | None = None,
         read_timeout: float | None = None,
+        alerts: AlertConfig | None = None,
     ) -> None:
         if not specs:
             raise FacemaskError("Name at least one camera: --camera NAME=URL or --cameras FILE.")
@@ -226,10 +252,42 @@ class Watcher:
         self.cameras = [Camera(s, on_status=self._status_changed, **timeouts) for s in specs]
         if live_dir is not None:
             live_dir.mkdir(parents=True, exist_ok=True)
+        self.alert_config = alerts or AlertConfig()
+        self.webhook = None
+        if self.alert_config.webhook:
+            self.webhook = WebhookSender(
+                self.alert_config.webhook, per_minute=self.alert_config.webhook_per_minute
+            )
         self.watches = [
-            CameraWatch(c, pipeline, writer, self.run_id, fps, live_dir, self.stop_event)
+            CameraWatch(
+                c, pipeline, writer, self.run_id, fps, live_dir, self.stop_event,
+                CameraAlerts(c.name, self.alert_config.rules(c.name)), self._alert,
+            )
             for c in self.cameras
-        ]
+        ]  # fmt: skip
+
+    def _alert(self, event: AlertEvent, picture: np.ndarray) -> None:
+        """Record an alert, keep its snapshot when snapshots are on, queue it for the webhook."""
+        log.warning("Alert: %s", event.message)
+        folder = self.alert_config.snapshots
+        if folder is not None:
+            ok, jpeg = cv2.imencode(".jpg", picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+            try:
+                if ok:
+                    event = replace(event, snapshot=save_snapshot(folder, event, jpeg.tobytes()))
+            except OSError as exc:
+                log.warning("The snapshot of an alert could not be kept in %s: %s", folder, exc)
+        self.writer.add_alert(event)
+        if self.webhook is not None:
+            self.webhook.send(event)
+
+    def _prune_snapshots(self) -> None:
+        folder = self.alert_config.snapshots
+        if folder is not None:
+            gone = prune_snapshots(folder, self.alert_config.snapshot_days)
+            if gone:
+                log.info("Deleted %d snapshots older than %d days.", gone,
+                         self.alert_config.snapshot_days)  # fmt: skip
 
     def _status_changed(self, camera: str, status: CameraStatus) -> None:
         change = StatusChange(camera, datetime.now(UTC), status.state, status.detail)
@@ -241,10 +299,19 @@ class Watcher:
         for camera in self.cameras:
             log.info("Watching camera %s", camera.spec)
             camera.start()
+        if self.webhook is not None:
+            log.info("Alerts go to the webhook %s", self.webhook.origin)
+            self.webhook.start()
         for watch in self.watches:
             watch.start()
+        end = None if duration is None else started + duration
         try:
-            self.stop_event.wait(duration)
+            while True:
+                self._prune_snapshots()
+                left = SNAPSHOT_PRUNE_S if end is None else end - time.monotonic()
+                left = min(SNAPSHOT_PRUNE_S, left)
+                if self.stop_event.wait(max(0.0, left)) or (end and time.monotonic() >= end):
+                    break
         finally:
             self.stop_event.set()
             for watch in self.watches:
@@ -254,6 +321,8 @@ class Watcher:
             for watch in self.watches:
                 watch.write_live(None)  # the final "stopped" status
             stored = self.writer.close()
+            if self.webhook is not None:
+                self.webhook.close()
         return WatchSummary(
             run_id=self.run_id,
             seconds=time.monotonic() - started,

@@ -56,6 +56,23 @@ def add_watch_commands(
         help="folder for each camera's latest annotated frame and status (the Monitor page's; "
         "default: records/live or $FACEMASK_LIVE_DIR)",
     )
+    a = p.add_argument_group(
+        "alerts", "rules for every camera (a camera's own `alerts` table in --cameras wins)"
+    )
+    a.add_argument("--alert-unmasked-person", action="store_true", default=None,
+                   help="alert when a person without a mask is seen")  # fmt: skip
+    a.add_argument("--alert-unmasked-share", type=float, metavar="PCT",
+                   help="alert when more than PCT%% of people seen wore no mask ...")  # fmt: skip
+    a.add_argument("--alert-minutes", type=float, metavar="MIN",
+                   help="... over the people first seen in the last MIN minutes (10)")  # fmt: skip
+    a.add_argument("--webhook", metavar="URL",
+                   help="POST each alert as JSON here (default: $FACEMASK_WEBHOOK; "
+                   "a URL in the environment stays out of `ps`)")  # fmt: skip
+    a.add_argument("--snapshots", metavar="DIR", nargs="?", const="",
+                   help="keep an annotated JPEG of each alert in DIR (default: "
+                   "$FACEMASK_SNAPSHOTS, else records/snapshots); off when not given")  # fmt: skip
+    a.add_argument("--snapshot-days", type=int, metavar="N",
+                   help="delete snapshots older than N days (7)")  # fmt: skip
     model_option(p, DEFAULT_MODEL, positional=False)
     pipeline_options(p, "webcam")
     p.set_defaults(func=cmd_watch, make_pipeline=make_pipeline)
@@ -76,10 +93,12 @@ def add_watch_commands(
 
 def cmd_watch(args: argparse.Namespace) -> int:
     import logging
+    import os
     import signal
 
     from facemask.cameras import configured_cameras
-    from facemask.records import RecordStore, RecordWriter, live_dir
+    from facemask.records import RecordStore, RecordWriter, live_dir, snapshot_dir
+    from facemask.records.alerts import alert_config
     from facemask.records.store import RETENTION_DAYS
     from facemask.watch import Watcher
 
@@ -93,12 +112,21 @@ def cmd_watch(args: argparse.Namespace) -> int:
     keep_days = RETENTION_DAYS if args.keep_days is None else args.keep_days
     if keep_days < 1:
         raise FacemaskError(f"--keep-days must be at least 1, not {keep_days}.")
+    alerts = alert_config(
+        args.cameras,
+        unmasked_person=args.alert_unmasked_person,
+        unmasked_share=args.alert_unmasked_share,
+        share_minutes=args.alert_minutes,
+        webhook=args.webhook or os.environ.get("FACEMASK_WEBHOOK"),
+        snapshots=None if args.snapshots is None else args.snapshots or snapshot_dir(),
+        snapshot_days=args.snapshot_days,
+    )
     # a bad URL or an unreachable database fails before the model loads
     store = RecordStore(args.db, retention_days=keep_days)
     pipeline = args.make_pipeline(args.model, args.detector, args.runtime)
     writer = RecordWriter(store).start()
     live = Path(args.live_dir) if args.live_dir else live_dir()
-    watcher = Watcher(specs, pipeline, writer, fps=args.fps, live_dir=live)
+    watcher = Watcher(specs, pipeline, writer, fps=args.fps, live_dir=live, alerts=alerts)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: watcher.stop())
     print(f"Watching {len(specs)} camera(s) into {store}; stop with Ctrl+C.", file=sys.stderr)

@@ -144,3 +144,50 @@ def wait_for(condition: Callable[[], bool], timeout: float, step: float = 0.05) 
             return True
         time.sleep(step)
     return condition()
+
+
+class Receiver:
+    """What a webhook receiver got: JSON bodies, and the status it answered each request with."""
+
+    def __init__(self, fail_first: int) -> None:
+        self.fail_first = fail_first
+        self.requests: list[tuple[int, dict]] = []  # (status answered, body)
+        self.auth: list[str | None] = []  # each request's Authorization header
+        self.url = ""
+
+    @property
+    def delivered(self) -> list[dict]:
+        return [body for status, body in self.requests if status == 200]
+
+
+@contextmanager
+def webhook_receiver(fail_first: int = 0, path: str = "/hook") -> Iterator[Receiver]:
+    """An HTTP server on 127.0.0.1 taking JSON POSTs at `path`: it answers 503 to the first
+    `fail_first` requests, then 200."""
+    import http.server
+    import json
+
+    receiver = Receiver(fail_first)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            ok = self.path == path and len(receiver.requests) >= receiver.fail_first
+            receiver.requests.append((200 if ok else 503, body))
+            receiver.auth.append(self.headers.get("Authorization"))
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 from camera_clips import face_canvas, jpeg
 from streamlit.testing.v1 import AppTest
 
-from facemask.records import PersonRecord, RecordStore, StatusChange
+from facemask.records import AlertEvent, PersonRecord, RecordStore, StatusChange
+from facemask.records.alerts import save_snapshot
 from facemask.records.store import Batch, minute_of
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -21,9 +23,10 @@ PAGE = "app_pages/monitor.py"
 
 @pytest.fixture
 def places(tmp_path: Path, monkeypatch) -> dict[str, Path]:
-    paths = {"db": tmp_path / "records.db", "live": tmp_path / "live"}
+    paths = {"db": tmp_path / "records.db", "live": tmp_path / "live", "shots": tmp_path / "s"}
     monkeypatch.setenv("FACEMASK_DB", f"sqlite:///{paths['db']}")
     monkeypatch.setenv("FACEMASK_LIVE_DIR", str(paths["live"]))
+    monkeypatch.setenv("FACEMASK_SNAPSHOTS", str(paths["shots"]))
     return paths
 
 
@@ -51,6 +54,12 @@ def test_page_shows_live_cameras_share_people_and_events(places) -> None:
                                                         {label: 4}, 4)  # fmt: skip
         batch.faces[("door", minute_of(at), label)] += 4
     batch.statuses.append(StatusChange("door", now - timedelta(minutes=3), "online"))
+    alert = AlertEvent("door", now - timedelta(minutes=2), "unmasked_person",
+                       "Camera door: a person without mask.", 1.0)  # fmt: skip
+    shot = save_snapshot(places["shots"], alert, jpeg(face_canvas("without_mask_00597.jpg")))
+    batch.alerts += [replace(alert, snapshot=shot),
+                     AlertEvent("door", now - timedelta(minutes=9), "unmasked_share",
+                                "Camera door: 60% of 5 people ...", 0.6)]  # fmt: skip
     store.write(batch)
     store.close()
     places["live"].mkdir()
@@ -67,14 +76,16 @@ def test_page_shows_live_cameras_share_people_and_events(places) -> None:
     at = open_page()
     markdown = " ".join(m.value for m in at.main.get("markdown"))
     assert "**door** :green[● online]" in markdown and "**hall** :gray[● no watcher]" in markdown
-    assert len(at.main.get("image")) == 1  # door's frame; hall and dock have none
+    assert len(at.main.get("image")) == 2  # door's frame (hall, dock have none), the snapshot
     assert [w.value for w in at.warning] == [
         "The records database x refused a write: database is locked. "
         "The watcher keeps the counts and retries."
     ]
     captions = " ".join(c.value for c in at.main.get("caption"))
     assert "4.9 FPS analysed · frame age 0.12 s · 1 reconnects" in captions
-    people, events = (d.value for d in at.dataframe)
+    people, alerts, events = (d.value for d in at.dataframe)
+    assert alerts["rule"].tolist() == ["unmasked person", "unmasked share"]
+    assert alerts["message"][0] == "Camera door: a person without mask."
     assert people.loc["door"].to_dict() == {"with_mask": 3, "without_mask": 1}
     assert events["event"].tolist().count("person: with_mask") == 3
     assert "online" in events["event"].tolist()

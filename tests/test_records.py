@@ -13,10 +13,18 @@ import pytest
 from camera_clips import free_port, wait_for
 from sqlalchemy import inspect, text
 
-from facemask.records import PersonRecord, RecordsError, RecordStore, RecordWriter, StatusChange
-from facemask.records.store import Batch
+from facemask.records import (
+    AlertEvent,
+    PersonRecord,
+    RecordsError,
+    RecordStore,
+    RecordWriter,
+    StatusChange,
+)
+from facemask.records.store import MIGRATIONS, Batch
 
 T0 = datetime(2026, 12, 3, 9, 30, 12, tzinfo=UTC)
+HEAD = "0002"  # the newest migration
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +46,7 @@ def store(request, tmp_path: Path) -> RecordStore:
     store = RecordStore(url)
     yield store
     with store.engine.begin() as conn:  # the PostgreSQL cluster is shared by the module
-        for table in ("face_minutes", "people", "camera_status"):
+        for table in ("face_minutes", "people", "camera_status", "alerts"):
             conn.execute(text(f"DELETE FROM {table}"))
     store.close()
 
@@ -98,19 +106,43 @@ def test_retention_deletes_old_records(store: RecordStore) -> None:
         batch.faces[("door", at.replace(second=0, tzinfo=None), "with_mask")] = 1
         batch.people[("door", str(at))] = person("door", str(at), "with_mask", at)
         batch.statuses.append(StatusChange("door", at, "online"))
+        batch.alerts.append(AlertEvent("door", at, "unmasked_person", "a person", 1.0))
     store.write(batch)
-    assert store.prune(now=T0) == 3
+    assert store.prune(now=T0) == 4
     assert [m.minute.day for m in store.minutes()] == [3]
     assert len(store.person_records()) == 1 and len(store.status_changes()) == 1
+    assert [a.at for a in store.alert_events()] == [T0.replace(tzinfo=None)]
 
 
 def test_schema_comes_from_the_migrations(store: RecordStore) -> None:
     with store.engine.connect() as conn:
         tables = set(inspect(conn).get_table_names())
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert {"face_minutes", "people", "camera_status", "alembic_version"} <= tables
-    assert version == "0001"
+    assert {"face_minutes", "people", "camera_status", "alerts", "alembic_version"} <= tables
+    assert version == HEAD
     RecordStore(store.url).close()  # opening again migrates nothing and keeps the data
+
+
+def test_an_older_database_is_migrated_on_opening_and_keeps_its_data(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")  # a database the first release made
+        conn.execute(text("INSERT INTO face_minutes VALUES ('door', '2026-12-03 09:00:00', "
+                          "'with_mask', 7)"))  # fmt: skip
+    engine.dispose()
+    store = RecordStore(url)
+    assert [m.faces for m in store.minutes()] == [{"with_mask": 7}]
+    store.write(Batch(alerts=[AlertEvent("door", T0, "unmasked_person", "a person", 1.0)]))
+    assert len(store.alert_events()) == 1
+    store.close()
 
 
 def test_sqlite_store_uses_wal(tmp_path: Path) -> None:

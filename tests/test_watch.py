@@ -15,7 +15,7 @@ from pathlib import Path
 
 import postgres_server
 import pytest
-from camera_clips import free_port, wait_for, write_clip
+from camera_clips import free_port, wait_for, webhook_receiver, write_clip
 from PIL import Image
 
 from facemask.cli import main
@@ -71,11 +71,23 @@ def report(db: str, *args: str) -> list[dict]:
 
 
 def test_watch_counts_each_person_once_by_their_voted_label(door_clip: Path, tmp_path: Path):
+    """... and alerts on the person without a mask: recorded, a snapshot kept, and POSTed to a
+    webhook that refuses the first try (its token never in the log)."""
     db, live = f"sqlite:///{tmp_path / 'records.db'}", tmp_path / "live"
-    proc = facemask("watch", "--camera", f"door={door_clip}", "--db", db, "--duration", "6.5",
-                    "--live-dir", str(live))  # fmt: skip
-    _, err = proc.communicate(timeout=180)
+    shots = tmp_path / "shots"
+    with webhook_receiver(fail_first=1, path="/hook/t0ken") as receiver:
+        env = {**os.environ, "FACEMASK_WEBHOOK": receiver.url}
+        proc = facemask("watch", "--camera", f"door={door_clip}", "--db", db, "--duration", "6.5",
+                        "--live-dir", str(live), "--alert-unmasked-person",
+                        "--snapshots", str(shots), env=env)  # fmt: skip
+        _, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
+    assert "t0ken" not in err and "Alert: Camera door: a person without mask." in err
+    assert [status for status, _ in receiver.requests] == [503, 200]
+    (alert,) = receiver.delivered
+    assert (alert["camera"], alert["rule"]) == ("door", "unmasked_person")
+    with Image.open(shots / alert["snapshot"]) as snapshot:
+        assert snapshot.size == (640, 480) and snapshot.format == "JPEG"
     lines = report(db)
     assert lines and {line["camera"] for line in lines} == {"door"}
     for line in lines:
@@ -92,6 +104,9 @@ def test_watch_counts_each_person_once_by_their_voted_label(door_clip: Path, tmp
         assert frame.size == (640, 480)
     store = RecordStore(db)
     assert [s.state for s in store.status_changes("door")] == ["stopped", "online"]
+    (stored,) = store.alert_events("door")
+    assert (stored.rule, stored.snapshot) == ("unmasked_person", alert["snapshot"])
+    assert status["alerts"] == 1
     store.close()
 
 

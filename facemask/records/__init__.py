@@ -3,6 +3,7 @@ written in the background (facemask.records.writer); Alembic migrations in migra
 
 from facemask.records.store import (
     DB_ENV,
+    AlertEvent,
     MinuteRecord,
     PersonRecord,
     RecordsError,
@@ -10,10 +11,12 @@ from facemask.records.store import (
     StatusChange,
     database_url,
     live_dir,
+    snapshot_dir,
 )
 from facemask.records.writer import RecordWriter
 
 __all__ = [
+    "AlertEvent",
     "DB_ENV",
     "MinuteRecord",
     "PersonRecord",
@@ -23,4 +26,5 @@ __all__ = [
     "StatusChange",
     "database_url",
     "live_dir",
+    "snapshot_dir",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from facemask.files import read_json
-from facemask.records.store import MinuteRecord, PersonRecord, StatusChange
+from facemask.records.store import AlertEvent, MinuteRecord, PersonRecord, StatusChange
 
 MASKED = "with_mask"
 """The label that counts as masked; every other label (no mask, worn wrong) does not."""
@@ -40,6 +40,7 @@ class LiveCamera:
     age_s: float  # seconds since the watcher last wrote the status
     frame: Path | None
     records_error: str = ""  # the watcher cannot write to the records database (retrying)
+    alerts: int = 0  # alerts the watcher raised for this camera since it started
 
 
 def live_cameras(folder: Path, now: float | None = None) -> list[LiveCamera]:
@@ -67,6 +68,7 @@ def live_cameras(folder: Path, now: float | None = None) -> list[LiveCamera]:
                 age_s=age,
                 frame=frame if frame.is_file() else None,
                 records_error=str(status.get("records_error") or "") if state == "online" else "",
+                alerts=int(status.get("alerts", 0)),
             )
         )
     return cameras
@@ -167,6 +169,22 @@ def events_table(
     ]  # fmt: skip
     table = pd.DataFrame(rows, columns=["time", "camera", "event", "detail"])
     return table.sort_values("time", ascending=False).head(limit).reset_index(drop=True)
+
+
+def alerts_table(events: Sequence[AlertEvent]) -> pd.DataFrame:
+    """Alert events, newest first, as the page lists them."""
+    rows = [{"time": e.at, "camera": e.camera, "rule": e.rule.replace("_", " "),
+             "message": e.message, "snapshot": e.snapshot} for e in events]  # fmt: skip
+    return pd.DataFrame(rows, columns=["time", "camera", "rule", "message", "snapshot"])
+
+
+def newest_snapshot(events: Sequence[AlertEvent], folder: Path) -> tuple[AlertEvent, Path] | None:
+    """The newest alert whose snapshot is still in `folder` (retention deletes old ones)."""
+    for event in events:
+        path = folder / event.snapshot
+        if event.snapshot and ".." not in Path(event.snapshot).parts and path.is_file():
+            return event, path
+    return None
 
 
 def csv_bytes(table: pd.DataFrame) -> bytes:

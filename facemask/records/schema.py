@@ -7,7 +7,7 @@ a minute. No images and no faces are kept, only counts, labels and times.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table
+from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table
 
 NAME = 64
 """Longest camera name or label (facemask.cameras.CAMERA_NAME allows 64 characters)."""
@@ -52,3 +52,18 @@ camera_status = Table(
     Index("ix_camera_status_camera_at", "camera", "at"),
 )
 """A camera's state changes (online, offline, stopped) with a redacted sentence."""
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("camera", String(NAME), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("rule", String(32), nullable=False),
+    Column("message", String(500), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("snapshot", String(300), nullable=False),
+    Index("ix_alerts_camera_at", "camera", "at"),
+)
+"""Alert events: which rule fired for which camera, its one-sentence message and measured value
+(the unmasked share, or 1 for a person), and the snapshot file's name when snapshots are on."""

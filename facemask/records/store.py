@@ -20,11 +20,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from facemask.errors import FacemaskError
 from facemask.files import REPO_ROOT
-from facemask.records.schema import camera_status, face_minutes, people
+from facemask.records.schema import alerts, camera_status, face_minutes, people
 
 DEFAULT_DB_PATH = REPO_ROOT / "records" / "facemask.db"
 DB_ENV = "FACEMASK_DB"
 LIVE_ENV = "FACEMASK_LIVE_DIR"
+SNAPSHOT_ENV = "FACEMASK_SNAPSHOTS"
 RETENTION_DAYS = 90
 """Records older than this are deleted (RecordStore.prune; the writer calls it hourly)."""
 BUSY_TIMEOUT_S = 5.0
@@ -45,6 +46,12 @@ def live_dir() -> Path:
     """Where the watcher leaves each camera's latest annotated frame (NAME.jpg) and status
     (NAME.json) for the Monitor page: $FACEMASK_LIVE_DIR, else records/live."""
     return Path(os.environ.get(LIVE_ENV) or DEFAULT_DB_PATH.parent / "live")
+
+
+def snapshot_dir() -> Path:
+    """Where alert snapshots are kept when the operator turns them on without naming a folder
+    (and where the Monitor page looks for them): $FACEMASK_SNAPSHOTS, else records/snapshots."""
+    return Path(os.environ.get(SNAPSHOT_ENV) or DEFAULT_DB_PATH.parent / "snapshots")
 
 
 def minute_of(at: datetime) -> datetime:
@@ -83,6 +90,24 @@ class StatusChange:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class AlertEvent:
+    """A rule that fired for a camera (facemask.records.alerts): one sentence, the value."""
+
+    camera: str
+    at: datetime
+    rule: str
+    message: str
+    value: float
+    snapshot: str = ""  # the snapshot file, relative to the snapshots folder, if one was kept
+
+    def payload(self) -> dict:
+        """The webhook's JSON body."""
+        at = utc(self.at).isoformat() + "Z"
+        return {"camera": self.camera, "at": at, "rule": self.rule, "message": self.message,
+                "value": self.value, "snapshot": self.snapshot}  # fmt: skip
+
+
 @dataclass
 class Batch:
     """What a writer has not stored yet: face counts to add, people to upsert, status rows."""
@@ -90,15 +115,17 @@ class Batch:
     faces: Counter = field(default_factory=Counter)  # (camera, minute, label) -> n
     people: dict[tuple[str, str], PersonRecord] = field(default_factory=dict)
     statuses: list[StatusChange] = field(default_factory=list)
+    alerts: list[AlertEvent] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.faces) + len(self.people) + len(self.statuses)
+        return len(self.faces) + len(self.people) + len(self.statuses) + len(self.alerts)
 
     def merge(self, newer: Batch) -> None:
         """Fold a newer batch into this one (counts add up, a person's newer record wins)."""
         self.faces.update(newer.faces)
         self.people.update(newer.people)
         self.statuses.extend(newer.statuses)
+        self.alerts.extend(newer.alerts)
 
 
 @dataclass(frozen=True)
@@ -234,6 +261,15 @@ class RecordStore:
                         for s in batch.statuses
                     ],
                 )  # fmt: skip
+            if batch.alerts:
+                conn.execute(
+                    alerts.insert(),
+                    [
+                        {"camera": a.camera, "at": utc(a.at), "rule": a.rule,
+                         "message": a.message[:500], "value": a.value, "snapshot": a.snapshot}
+                        for a in batch.alerts
+                    ],
+                )  # fmt: skip
 
     def prune(self, now: datetime | None = None) -> int:
         """Delete records older than the retention period; the number of rows deleted."""
@@ -243,6 +279,7 @@ class RecordStore:
             gone = deleted.rowcount
             gone += conn.execute(delete(people).where(people.c.last_seen < cutoff)).rowcount
             gone += conn.execute(delete(camera_status).where(camera_status.c.at < cutoff)).rowcount
+            gone += conn.execute(delete(alerts).where(alerts.c.at < cutoff)).rowcount
         return gone
 
     # -- reading ---------------------------------------------------------------------------
@@ -287,6 +324,19 @@ class RecordStore:
             query = query.where(camera_status.c.at >= utc(since))
         with self._reading() as conn:
             return [StatusChange(*row) for row in conn.execute(query)]
+
+    def alert_events(
+        self, camera: str | None = None, since: datetime | None = None, limit: int = 200
+    ) -> list[AlertEvent]:
+        """The newest alert events, newest first."""
+        columns = [alerts.c[k] for k in ("camera", "at", "rule", "message", "value", "snapshot")]
+        query = select(*columns).order_by(alerts.c.at.desc(), alerts.c.id.desc()).limit(limit)
+        if camera is not None:
+            query = query.where(alerts.c.camera == camera)
+        if since is not None:
+            query = query.where(alerts.c.at >= utc(since))
+        with self._reading() as conn:
+            return [AlertEvent(*row) for row in conn.execute(query)]
 
     def person_records(
         self, camera: str | None = None, since: datetime | None = None, limit: int | None = None

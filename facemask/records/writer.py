@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from facemask.records.store import (
+    AlertEvent,
     Batch,
     PersonRecord,
     RecordsError,
@@ -85,8 +86,13 @@ class RecordWriter:
             self._pending.statuses.append(change)
             self._bound()
 
+    def add_alert(self, event: AlertEvent) -> None:
+        with self._lock:
+            self._pending.alerts.append(event)
+            self._bound()
+
     def _bound(self) -> None:
-        """Past max_pending, drop the oldest face counts, then status rows, then people."""
+        """Past max_pending, drop the oldest face counts, then status rows, people, alerts."""
         batch = self._pending
         excess = len(batch) - self.max_pending
         if excess <= 0:
@@ -98,6 +104,7 @@ class RecordWriter:
         oldest = sorted(batch.people, key=lambda k: batch.people[k].last_seen)
         for key in oldest[: max(0, len(batch) - self.max_pending)]:
             del batch.people[key]
+        del batch.alerts[: max(0, len(batch) - self.max_pending)]
         self.dropped += excess
 
     # -- writing ---------------------------------------------------------------------------
