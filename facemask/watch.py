@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from facemask import gate
 from facemask.cameras import Camera, CameraSpec, CameraStatus
@@ -36,6 +37,8 @@ from facemask.records.alerts import (
     prune_snapshots,
     save_snapshot,
 )
+from facemask.records.leases import CameraLeases
+from facemask.records.store import db_reason
 from facemask.watch_cli import DEFAULT_FPS
 
 log = logging.getLogger(__name__)
@@ -110,11 +113,13 @@ AlertCallback = Callable[[AlertEvent, np.ndarray], None]
 
 
 class CameraWatch:
-    """The analysis thread of one camera."""
+    """The analysis thread of one camera. The camera's grabber runs only while this watcher
+    holds the camera (`hold` / `release`, driven by the camera leases)."""
 
     def __init__(
         self,
-        camera: Camera,
+        spec: CameraSpec,
+        make_camera: Callable[[CameraSpec], Camera],
         pipeline: Pipeline,
         writer: RecordWriter,
         run_id: str,
@@ -124,15 +129,18 @@ class CameraWatch:
         alerts: CameraAlerts | None = None,
         on_alert: AlertCallback | None = None,
     ) -> None:
-        self.camera, self.pipeline, self.writer = camera, pipeline, writer
+        self.spec, self.name, self._make_camera = spec, spec.name, make_camera
+        self.camera: Camera | None = None
+        self.pipeline, self.writer = pipeline, writer
         self.fps, self.live_dir, self._stop = fps, live_dir, stop
-        self.votes = PersonVotes(camera.name, run_id)
+        self.run_id = run_id
+        self.votes = PersonVotes(spec.name, run_id)
         self.alerts, self.on_alert, self.alerted = alerts, on_alert, 0
         self.analysed = 0
         self.errors = 0
         self._timer = FrameTimer()
         self._analysed_fps, self._frame_age = 0.0, None
-        self._thread = threading.Thread(target=self._run, name=f"watch-{camera.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"watch-{spec.name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -140,16 +148,36 @@ class CameraWatch:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    def hold(self) -> None:
+        """Start watching: a fresh grabber (a camera taken back starts anew)."""
+        if self.camera is None:
+            log.info("Watching camera %s", self.spec)
+            self.camera = self._make_camera(self.spec).start()
+
+    def release(self) -> None:
+        """Stop watching (this watcher no longer holds the camera, or is stopping)."""
+        camera, self.camera = self.camera, None
+        if camera is not None:
+            camera.stop()
+            self.write_live(None, camera)  # its final "stopped" status
+
     def _run(self) -> None:
-        tracker, seq = FaceTracker(), 0
+        tracker, seq, current = FaceTracker(), 0, None
         period, next_live = 1.0 / self.fps, 0.0
         due = time.monotonic()
         while not self._stop.is_set():
-            frame = self.camera.read(seq, timeout=0.5)
+            camera = self.camera
+            if camera is None:  # not ours (now): another watcher may hold it
+                self._stop.wait(0.2)
+                continue
+            if camera is not current:  # taken (again): new tracks, new people
+                tracker, seq, current = FaceTracker(), 0, camera
+                self.votes = PersonVotes(self.name, f"{self.run_id}.{uuid.uuid4().hex[:4]}")
+            frame = camera.read(seq, timeout=0.5)
             if frame is None:
                 if time.monotonic() >= next_live:
                     next_live = time.monotonic() + LIVE_INTERVAL_S
-                    self.write_live(None)
+                    self.write_live(None, camera)
                 continue
             seq = frame.seq
             started = time.perf_counter()
@@ -164,7 +192,7 @@ class CameraWatch:
             self.analysed += 1
             self._analysed_fps, _ = self._timer.tick((time.perf_counter() - started) * 1000)
             self._frame_age = max(0.0, time.time() - frame.captured)
-            self.writer.add_faces(self.camera.name, now, [d.label for d in detections])
+            self.writer.add_faces(self.name, now, [d.label for d in detections])
             people = self.votes.update(now, detections)
             for person in people:
                 self.writer.add_person(person)
@@ -176,15 +204,15 @@ class CameraWatch:
                     self.on_alert(event, picture)
             if time.monotonic() >= next_live:
                 next_live = time.monotonic() + LIVE_INTERVAL_S
-                self.write_live(annotate(rgb, detections))
+                self.write_live(annotate(rgb, detections), camera)
             due = max(due + period, time.monotonic())
             self._stop.wait(max(0.0, due - time.monotonic()))
 
-    def live_status(self) -> LiveStatus:
-        status = self.camera.status
+    def live_status(self, camera: Camera) -> LiveStatus:
+        status = camera.status
         online = status.state == "online"
         return LiveStatus(
-            camera=self.camera.name,
+            camera=self.name,
             state=status.state,
             detail=status.detail,
             analysed_fps=round(self._analysed_fps, 2) if online else 0.0,
@@ -202,17 +230,18 @@ class CameraWatch:
             updated=time.time(),
         )
 
-    def write_live(self, picture) -> None:
-        """The annotated frame (when there is a new one) and the status, for the Monitor page."""
+    def write_live(self, picture, camera: Camera) -> None:
+        """The annotated frame (when there is a new one) and the status, for the Monitor page
+        (only by the watcher that holds the camera)."""
         if self.live_dir is None:
             return
         try:
             if picture is not None:
                 ok, jpeg = cv2.imencode(".jpg", picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
                 if ok:
-                    with atomic_path(self.live_dir / f"{self.camera.name}.jpg") as tmp:
+                    with atomic_path(self.live_dir / f"{self.name}.jpg") as tmp:
                         tmp.write_bytes(jpeg.tobytes())
-            write_json(self.live_dir / f"{self.camera.name}.json", asdict(self.live_status()))
+            write_json(self.live_dir / f"{self.name}.json", asdict(self.live_status(camera)))
         except OSError as exc:
             log.warning("The live folder %s cannot be written: %s", self.live_dir, exc)
 
@@ -239,6 +268,7 @@ class Watcher:
         open_timeout: float | None = None,
         read_timeout: float | None = None,
         alerts: AlertConfig | None = None,
+        leases: CameraLeases | None = None,
     ) -> None:
         if not specs:
             raise FacemaskError("Name at least one camera: --camera NAME=URL or --cameras FILE.")
@@ -249,7 +279,11 @@ class Watcher:
         timeouts = {
             k: v for k, v in (("open_timeout", open_timeout), ("read_timeout", read_timeout)) if v
         }
-        self.cameras = [Camera(s, on_status=self._status_changed, **timeouts) for s in specs]
+        self.leases = leases
+
+        def make_camera(spec: CameraSpec) -> Camera:
+            return Camera(spec, on_status=self._status_changed, **timeouts)
+
         if live_dir is not None:
             live_dir.mkdir(parents=True, exist_ok=True)
         self.alert_config = alerts or AlertConfig()
@@ -260,10 +294,10 @@ class Watcher:
             )
         self.watches = [
             CameraWatch(
-                c, pipeline, writer, self.run_id, fps, live_dir, self.stop_event,
-                CameraAlerts(c.name, self.alert_config.rules(c.name)), self._alert,
+                s, make_camera, pipeline, writer, self.run_id, fps, live_dir, self.stop_event,
+                CameraAlerts(s.name, self.alert_config.rules(s.name)), self._alert,
             )
-            for c in self.cameras
+            for s in specs
         ]  # fmt: skip
 
     def _alert(self, event: AlertEvent, picture: np.ndarray) -> None:
@@ -289,6 +323,29 @@ class Watcher:
                 log.info("Deleted %d snapshots older than %d days.", gone,
                          self.alert_config.snapshot_days)  # fmt: skip
 
+    def _share_cameras(self) -> None:
+        """Hold the cameras whose leases this watcher has; release the others. Without leases
+        every camera is held. When the leases cannot be renewed, every camera is released
+        before they could expire (another watcher may then take them)."""
+        if self.leases is None:
+            held = {w.name for w in self.watches}
+        else:
+            try:
+                held = self.leases.claim(w.name for w in self.watches)
+            except SQLAlchemyError as exc:
+                if time.monotonic() < self.leases.safe_until:
+                    return
+                held = set()
+                if any(w.camera is not None for w in self.watches):
+                    log.warning("The camera leases cannot be renewed (%s): cameras released.",
+                                db_reason(exc))  # fmt: skip
+        for watch in self.watches:
+            if watch.name in held:
+                watch.hold()
+            elif watch.camera is not None:
+                log.info("Camera %s is no longer held by this watcher.", watch.name)
+                watch.release()
+
     def _status_changed(self, camera: str, status: CameraStatus) -> None:
         change = StatusChange(camera, datetime.now(UTC), status.state, status.detail)
         self.writer.add_status(change)
@@ -296,37 +353,39 @@ class Watcher:
     def run(self, duration: float | None = None) -> WatchSummary:
         """Watch until stop() or `duration` seconds; then stop everything and flush."""
         started = time.monotonic()
-        for camera in self.cameras:
-            log.info("Watching camera %s", camera.spec)
-            camera.start()
         if self.webhook is not None:
             log.info("Alerts go to the webhook %s", self.webhook.origin)
             self.webhook.start()
         for watch in self.watches:
             watch.start()
         end = None if duration is None else started + duration
+        next_prune = 0.0
         try:
             while True:
-                self._prune_snapshots()
-                left = SNAPSHOT_PRUNE_S if end is None else end - time.monotonic()
-                left = min(SNAPSHOT_PRUNE_S, left)
+                self._share_cameras()
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + SNAPSHOT_PRUNE_S
+                    self._prune_snapshots()
+                left = self.leases.ttl / 3 if self.leases else SNAPSHOT_PRUNE_S
+                if end is not None:
+                    left = min(left, end - time.monotonic())
                 if self.stop_event.wait(max(0.0, left)) or (end and time.monotonic() >= end):
                     break
         finally:
             self.stop_event.set()
             for watch in self.watches:
                 watch.join()
-            for camera in self.cameras:
-                camera.stop()
             for watch in self.watches:
-                watch.write_live(None)  # the final "stopped" status
+                watch.release()
+            if self.leases is not None:
+                self.leases.release(w.name for w in self.watches)
             stored = self.writer.close()
             if self.webhook is not None:
                 self.webhook.close()
         return WatchSummary(
             run_id=self.run_id,
             seconds=time.monotonic() - started,
-            analysed={w.camera.name: w.analysed for w in self.watches},
+            analysed={w.name: w.analysed for w in self.watches},
             stored=stored,
         )
 

@@ -56,6 +56,15 @@ def add_watch_commands(
         help="folder for each camera's latest annotated frame and status (the Monitor page's; "
         "default: records/live or $FACEMASK_LIVE_DIR)",
     )
+    p.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="several watchers may name the same cameras (one database): each camera is "
+        "watched by one of them, which renews its lease every S/3 seconds; when it dies, "
+        "another takes the camera over within about S + S/3 seconds (15)",
+    )
     a = p.add_argument_group(
         "alerts", "rules for every camera (a camera's own `alerts` table in --cameras wins)"
     )
@@ -95,10 +104,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import logging
     import os
     import signal
+    import socket
+    import uuid
 
     from facemask.cameras import configured_cameras
     from facemask.records import RecordStore, RecordWriter, live_dir, snapshot_dir
     from facemask.records.alerts import alert_config
+    from facemask.records.leases import CameraLeases
     from facemask.records.store import RETENTION_DAYS
     from facemask.watch import Watcher
 
@@ -109,6 +121,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise FacemaskError(
             f"--duration must be a positive number of seconds, not {args.duration}."
         )
+    if not 1 <= args.lease_ttl <= 600:
+        raise FacemaskError(f"--lease-ttl must be from 1 to 600 seconds, not {args.lease_ttl:g}.")
     keep_days = RETENTION_DAYS if args.keep_days is None else args.keep_days
     if keep_days < 1:
         raise FacemaskError(f"--keep-days must be at least 1, not {keep_days}.")
@@ -126,7 +140,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     pipeline = args.make_pipeline(args.model, args.detector, args.runtime)
     writer = RecordWriter(store).start()
     live = Path(args.live_dir) if args.live_dir else live_dir()
-    watcher = Watcher(specs, pipeline, writer, fps=args.fps, live_dir=live, alerts=alerts)
+    holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    leases = CameraLeases(store, holder, ttl=args.lease_ttl)
+    watcher = Watcher(specs, pipeline, writer, fps=args.fps, live_dir=live, alerts=alerts,
+                      leases=leases)  # fmt: skip
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: watcher.stop())
     print(f"Watching {len(specs)} camera(s) into {store}; stop with Ctrl+C.", file=sys.stderr)

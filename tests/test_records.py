@@ -21,10 +21,11 @@ from facemask.records import (
     RecordWriter,
     StatusChange,
 )
+from facemask.records.leases import CameraLeases
 from facemask.records.store import MIGRATIONS, Batch
 
 T0 = datetime(2026, 12, 3, 9, 30, 12, tzinfo=UTC)
-HEAD = "0002"  # the newest migration
+HEAD = "0003"  # the newest migration
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +144,19 @@ def test_an_older_database_is_migrated_on_opening_and_keeps_its_data(tmp_path: P
     store.write(Batch(alerts=[AlertEvent("door", T0, "unmasked_person", "a person", 1.0)]))
     assert len(store.alert_events()) == 1
     store.close()
+
+
+def test_a_camera_lease_is_held_by_one_watcher_until_it_expires_or_is_given_back(store):
+    a, b = CameraLeases(store, "a", ttl=1.0), CameraLeases(store, "b", ttl=1.0)
+    assert a.claim(["door", "hall"]) == {"door", "hall"}
+    assert b.claim(["door", "hall", "dock"]) == {"dock"}  # door and hall are a's
+    assert a.claim(["door", "hall"]) == {"door", "hall"}  # renewed
+    a.release(["hall"])
+    assert b.claim(["door", "hall", "dock"]) == {"hall", "dock"}  # given back: taken at once
+    assert wait_for(lambda: b.claim(["door", "hall", "dock"]) == {"door", "hall", "dock"}, 5)
+    assert a.claim(["door"]) == set()  # a did not renew in time: door is b's now
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM camera_leases"))
 
 
 def test_sqlite_store_uses_wal(tmp_path: Path) -> None:

@@ -67,3 +67,12 @@ alerts = Table(
 )
 """Alert events: which rule fired for which camera, its one-sentence message and measured value
 (the unmasked share, or 1 for a person), and the snapshot file's name when snapshots are on."""
+
+camera_leases = Table(
+    "camera_leases",
+    metadata,
+    Column("camera", String(NAME), primary_key=True),
+    Column("holder", String(80), nullable=False),
+    Column("expires", Float, nullable=False),
+)
+"""Which watcher holds which camera until when (facemask.records.leases; the database's clock)."""
