@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian services the camera and records tests start on 127.0.0.1, once:
-# GStreamer's RTSP server (tests/rtsp_server.py, run by the system python3 through python3-gi)
+# GStreamer's RTSP server (harness/rtsp.py, run by the system python3 through python3-gi)
 # and PostgreSQL 15 (tests/test_records.py makes a throwaway cluster with initdb and pg_ctl).
 set -eu
 if [ -x /usr/lib/postgresql/15/bin/pg_ctl ] && /usr/bin/python3 -c \

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from camera_clips import face_canvas, jpeg
+from camera_clips import jpeg
 from streamlit.testing.v1 import AppTest
 
 from facemask.records import AlertEvent, PersonRecord, RecordStore, StatusChange
 from facemask.records.alerts import save_snapshot
 from facemask.records.store import Batch, minute_of
+from harness.clips import face_canvas
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 PAGE = "app_pages/monitor.py"

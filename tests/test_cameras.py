@@ -11,15 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from camera_clips import (
-    face_canvas,
-    free_port,
-    jpeg,
-    mjpeg_server,
-    silent_server,
-    wait_for,
-    write_clip,
-)
+from camera_clips import jpeg, mjpeg_server, silent_server, wait_for
 
 from facemask.cameras import (
     Camera,
@@ -31,9 +23,8 @@ from facemask.cameras import (
     parse_camera,
     redact,
 )
-
-SYSTEM_PYTHON = "/usr/bin/python3"
-RTSP_SERVER = Path(__file__).resolve().parent / "rtsp_server.py"
+from harness import rtsp
+from harness.clips import face_canvas, free_port, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -125,22 +116,14 @@ def test_file_camera_loops_and_keeps_only_the_newest_frame(clip: Path) -> None:
 
 
 def _rtsp_available() -> bool:
-    check = "import gi; gi.require_version('GstRtspServer', '1.0')"
-    ok = os.path.exists(SYSTEM_PYTHON) and subprocess.run(
-        [SYSTEM_PYTHON, "-c", check], capture_output=True
-    ).returncode == 0  # fmt: skip
+    ok = rtsp.available()
     if not ok and os.environ.get("CI") == "true":
         pytest.fail("GStreamer's RTSP server is missing: `make test` installs it")
     return ok
 
 
 def start_rtsp(port: int, clip: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [SYSTEM_PYTHON, str(RTSP_SERVER), str(port), str(clip)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
+    return rtsp.start(port, {"test": clip})
 
 
 def test_rtsp_camera_drops_mid_stream_and_reconnects(clip: Path) -> None:

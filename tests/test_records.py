@@ -10,7 +10,7 @@ from pathlib import Path
 
 import postgres_server
 import pytest
-from camera_clips import free_port, wait_for
+from camera_clips import wait_for
 from sqlalchemy import inspect, text
 
 from facemask.records import (
@@ -23,6 +23,7 @@ from facemask.records import (
 )
 from facemask.records.leases import CameraLeases
 from facemask.records.store import MIGRATIONS, Batch
+from harness.clips import free_port
 
 T0 = datetime(2026, 12, 3, 9, 30, 12, tzinfo=UTC)
 HEAD = "0003"  # the newest migration

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import postgres_server
 import pytest
-from camera_clips import free_port, wait_for, webhook_receiver, write_clip
+from camera_clips import wait_for, webhook_receiver
 from PIL import Image
 
 from facemask.cli import main
 from facemask.pipeline import Detection
 from facemask.records import RecordStore
 from facemask.watch import PersonVotes
+from harness.clips import free_port, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
