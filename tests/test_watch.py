@@ -80,12 +80,14 @@ def test_watch_counts_each_person_once_by_their_voted_label(door_clip: Path, tmp
     shots = tmp_path / "shots"
     with webhook_receiver(fail_first=1, path="/hook/t0ken") as receiver:
         env = {**os.environ, "FACEMASK_WEBHOOK": receiver.url}
-        proc = facemask("watch", "--camera", f"door={door_clip}", "--db", db, "--duration", "6.5",
-                        "--live-dir", str(live), "--alert-unmasked-person",
+        gone = f"gone=rtsp://viewer:pa55@127.0.0.1:{free_port()}/x"  # unreachable from the start
+        proc = facemask("watch", "--camera", f"door={door_clip}", "--camera", gone, "--db", db,
+                        "--duration", "6.5", "--live-dir", str(live), "--alert-unmasked-person",
                         "--snapshots", str(shots), env=env)  # fmt: skip
         _, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
     assert "t0ken" not in err and "Alert: Camera door: a person without mask." in err
+    assert "pa55" not in err and "Camera gone could not be opened" in err
     assert [status for status, _ in receiver.requests] == [503, 200]
     (alert,) = receiver.delivered
     assert (alert["camera"], alert["rule"]) == ("door", "unmasked_person")
@@ -107,6 +109,7 @@ def test_watch_counts_each_person_once_by_their_voted_label(door_clip: Path, tmp
         assert frame.size == (640, 480)
     store = RecordStore(db)
     assert [s.state for s in store.status_changes("door")] == ["stopped", "online"]
+    assert store.status_changes("gone")[-1].state == "offline"  # the others went on
     (stored,) = store.alert_events("door")
     assert (stored.rule, stored.snapshot) == ("unmasked_person", alert["snapshot"])
     assert status["alerts"] == 1
@@ -119,6 +122,17 @@ def test_watch_and_report_refuse_bad_input_in_one_sentence(tmp_path: Path, capsy
         (["watch", "--camera", "door=rtsp://op:pw@cam/s", "--camera", "door=0"], "given twice"),
         (["watch", "--camera", "x=rtsp://op:pw@cam/s", "--keep-days", "0"], "--keep-days"),
         (["report", "--db", f"sqlite:///{tmp_path / 'none.db'}"], "no records at"),
+        (
+            [
+                "watch",
+                "--camera",
+                "x=rtsp://op:pw@cam/s",
+                "--db",
+                f"postgresql+psycopg://op:pw@127.0.0.1:{free_port()}/x",
+            ],
+            "could not be opened",
+        ),
+        (["watch", "--camera", "x=rtsp://cam/s", "--webhook", "ftp://op:pw@h/"], "http(s)://"),
         (["report", "--since", "yesterday"], "not an ISO 8601 time"),
     ]:
         assert main(args) == 2, args
