@@ -5,7 +5,9 @@ runs the shared `Pipeline` with its own `FaceTracker` (the one `facemask video` 
 face detections per minute and gives each tracked person one label: the label most of their
 frames had. A person who walks past counts once. What it learns goes to a `RecordWriter`; about
 once a second each camera's annotated frame and status are written to a folder the Monitor
-page reads (the page never recomputes a frame).
+page reads (the page never recomputes a frame). Alert rules (facemask.records.alerts) are
+checked as people are counted. With camera leases (facemask.records.leases) a camera is
+analysed only while this watcher holds it, so several watchers can share a list of cameras.
 """
 
 from __future__ import annotations

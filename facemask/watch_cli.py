@@ -63,12 +63,13 @@ def add_watch_commands(
         metavar="S",
         help="several watchers may name the same cameras (one database): each camera is "
         "watched by one of them, which renews its lease every S/3 seconds; when it dies, "
-        "another takes the camera over within about S + S/3 seconds (15)",
+        "another takes the camera over within about S + S/3 seconds",
     )
     a = p.add_argument_group(
-        "alerts", "rules for every camera (a camera's own `alerts` table in --cameras wins)"
-    )
-    a.add_argument("--alert-unmasked-person", action="store_true", default=None,
+        "alerts", "rules for every camera (a camera's own `alerts` table in --cameras wins)",
+        argument_default=argparse.SUPPRESS,  # not given: the cameras file's [alerts] decides
+    )  # fmt: skip
+    a.add_argument("--alert-unmasked-person", action="store_true",
                    help="alert when a person without a mask is seen")  # fmt: skip
     a.add_argument("--alert-unmasked-share", type=float, metavar="PCT",
                    help="alert when more than PCT%% of people seen wore no mask ...")  # fmt: skip
@@ -126,14 +127,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
     keep_days = RETENTION_DAYS if args.keep_days is None else args.keep_days
     if keep_days < 1:
         raise FacemaskError(f"--keep-days must be at least 1, not {keep_days}.")
+    given = vars(args)
+    snapshots = given.get("snapshots")
     alerts = alert_config(
         args.cameras,
-        unmasked_person=args.alert_unmasked_person,
-        unmasked_share=args.alert_unmasked_share,
-        share_minutes=args.alert_minutes,
-        webhook=args.webhook or os.environ.get("FACEMASK_WEBHOOK"),
-        snapshots=None if args.snapshots is None else args.snapshots or snapshot_dir(),
-        snapshot_days=args.snapshot_days,
+        unmasked_person=given.get("alert_unmasked_person"),
+        unmasked_share=given.get("alert_unmasked_share"),
+        share_minutes=given.get("alert_minutes"),
+        webhook=given.get("webhook") or os.environ.get("FACEMASK_WEBHOOK"),
+        snapshots=None if snapshots is None else snapshots or snapshot_dir(),
+        snapshot_days=given.get("snapshot_days"),
     )
     # a bad URL or an unreachable database fails before the model loads
     store = RecordStore(args.db, retention_days=keep_days)
