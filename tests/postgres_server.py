@@ -19,6 +19,16 @@ def available() -> bool:
     return (PG_BIN / "initdb").is_file() and (PG_BIN / "pg_ctl").is_file()
 
 
+def require() -> None:
+    """Skip the test when PostgreSQL is not installed here (fail in CI: `make test` installs it)."""
+    import pytest
+
+    if not available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL 15 is missing: `make test` installs it")
+        pytest.skip("PostgreSQL 15 (initdb, pg_ctl) is not installed")
+
+
 class Cluster:
     """A cluster in `folder`, listening on 127.0.0.1:port only (no Unix socket outside it)."""
 

@@ -3,7 +3,6 @@ migrations, retention, and the writer's bounded buffer when the database is lock
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,10 +30,7 @@ HEAD = "0003"  # the newest migration
 
 @pytest.fixture(scope="module")
 def cluster() -> postgres_server.Cluster:
-    if not postgres_server.available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL 15 is missing: `make test` installs it")
-        pytest.skip("PostgreSQL 15 (initdb, pg_ctl) is not installed")
+    postgres_server.require()
     with postgres_server.postgres(free_port()) as cluster:
         yield cluster
 

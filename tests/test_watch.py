@@ -188,10 +188,7 @@ def _faces(path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def cluster() -> postgres_server.Cluster:
-    if not postgres_server.available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL 15 is missing: `make test` installs it")
-        pytest.skip("PostgreSQL 15 (initdb, pg_ctl) is not installed")
+    postgres_server.require()
     with postgres_server.postgres(free_port()) as cluster:
         yield cluster
 
