@@ -20,6 +20,7 @@ import pytest
 from camera_clips import wait_for, webhook_receiver
 from PIL import Image
 
+from facemask.cameras import camera_spec
 from facemask.cli import main
 from facemask.pipeline import Detection
 from facemask.records import RecordStore
@@ -269,3 +270,31 @@ def test_two_watchers_share_a_camera_and_one_takes_over_after_kill_9(door_clip, 
     store.close()
     assert states[:2] == ["online", "online"] and states[-1] == "stopped", states
     engine.dispose()
+
+
+def test_a_watcher_that_cannot_renew_its_leases_lets_its_cameras_go(door_clip, tmp_path):
+    """Before its leases could expire, a watcher cut off from the database stops watching, so
+    the watcher that takes the camera over never analyses it at the same time."""
+    from sqlalchemy import text
+
+    from facemask.records import RecordWriter
+    from facemask.records.leases import CameraLeases
+    from facemask.watch import Watcher
+
+    store = RecordStore(f"sqlite:///{tmp_path / 'records.db'}")
+    leases = CameraLeases(store, "here", ttl=1.0)
+    writer = RecordWriter(store)
+    spec = camera_spec("door", str(door_clip))
+    watcher = Watcher([spec], None, writer, leases=leases)  # no analysis runs: no pipeline
+    (watch,) = watcher.watches
+    watcher._share_cameras()
+    assert watch.camera is not None
+    with store.engine.begin() as conn:  # the database refuses the renewals from now on
+        conn.execute(text("DROP TABLE camera_leases"))
+    watcher._share_cameras()
+    assert watch.camera is not None  # the leases are still good for a while
+    time.sleep(0.85)
+    watcher._share_cameras()
+    assert watch.camera is None  # let go before they could expire (1 s)
+    writer.close()
+    store.close()
