@@ -24,7 +24,8 @@ facemask watch --cameras cameras.toml      # [cameras] entrance = "rtsp://..."
 
 A camera may be `rtsp://` (read over TCP), `http(s)://` MJPEG, a video file (played in a loop)
 or a device index such as `0`. The watcher records counts, not images, into `records/facemask.db`
-(or `--db` / `FACEMASK_DB`, e.g. a PostgreSQL URL); this page shows what it sees."""
+(or `--db` / `FACEMASK_DB`, e.g. a PostgreSQL URL); this page shows what it sees. Alerts,
+webhooks, snapshots and several watchers: docs/monitor.md."""
 
 
 @st.cache_resource(show_spinner=False)
