@@ -1,5 +1,7 @@
 # make run     : set up .venv (first time), build the in-browser page, start the dashboard on the shipped model
-# make test    : the same set-up plus test-only tools (pytest, Playwright, Debian's chromium, TF.js), then the suite
+# make test    : the same set-up plus test-only tools (pytest, Playwright, Debian's chromium, TF.js,
+#                GStreamer's RTSP server and PostgreSQL for the camera and records tests), then the suite
+# make monitor : the same as run, plus `facemask watch` on the cameras of CAMERAS=cameras.toml
 # make browser : (re)build the "Live in your browser" component (npm packages pinned in package-lock.json)
 PYTHON ?= python3
 VENV   := .venv
@@ -14,11 +16,19 @@ BROWSER_SOURCES := browser_live/frontend/build.mjs browser_live/frontend/index.h
 	browser_live/frontend/style.css $(wildcard browser_live/frontend/src/*.js) \
 	facemask/assets/face_detection_short_range.tflite
 
-.PHONY: run test setup setup-dev weights browser lint bench clean
+.PHONY: run monitor test setup setup-dev weights browser lint bench clean
 
 # Without npm the dashboard still starts; its "Live in your browser" page then says how to build it.
 run: setup weights
 	-@$(MAKE) --no-print-directory browser
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+# make monitor CAMERAS=cameras.toml : the camera watcher and the dashboard together; Ctrl+C
+# stops both (the watcher flushes its records on the way out).
+monitor: setup weights
+	@test -n "$(CAMERAS)" || { echo 'Say which cameras: make monitor CAMERAS=cameras.toml ([cameras] NAME = "URL" lines)'; exit 2; }
+	$(BIN)/python -m facemask watch --cameras "$(CAMERAS)" & watcher=$$!; \
+	trap 'kill -TERM $$watcher 2>/dev/null; wait $$watcher' EXIT INT TERM; \
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: setup-dev browser
@@ -47,6 +57,7 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyp
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt node_modules/.installed
 	$(PIP) install -q -c constraints.txt -r requirements-dev.txt
 	sh scripts/install-browser.sh
+	sh scripts/install-test-services.sh
 	touch $@
 
 # ImageNet MobileNetV2 weights for training, copied into the Keras cache when ../shared has them.

@@ -31,6 +31,7 @@ page = st.navigation(
         browser_page,
         st.Page("app_pages/upload.py", title="Upload", icon=":material/upload:"),
         st.Page("app_pages/training.py", title="Training", icon=":material/model_training:"),
+        st.Page("app_pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
     ]
 )
 webcam = any(page.url_path == p.url_path for p in WEBCAM_PAGES)

@@ -1,4 +1,4 @@
-"""The `facemask` command: train, evaluate, predict, export, video."""
+"""The `facemask` command: train, evaluate, predict, export, video, scan, watch, report."""
 
 from __future__ import annotations
 
@@ -251,30 +251,6 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- scan ------------------------------------------------------------------------------
-def cmd_scan(args: argparse.Namespace) -> int:
-    from facemask.scan import scan
-    from facemask.scan_work import ScanSettings
-
-    if args.fps < 0:
-        raise FacemaskError(f"--fps must be 0 (every frame) or more, not {args.fps}.")
-    if args.workers < 1 or (args.threads is not None and args.threads < 1):
-        raise FacemaskError("--workers and --threads must be at least 1.")
-    settings = ScanSettings(
-        model_dir=str(_model_dir(args.model).resolve()),
-        photo_detector=args.detector,
-        video_detector=args.video_detector,
-        runtime=args.runtime,
-        fps=float(args.fps),
-    )
-    summary = scan(
-        args.sources, args.out, settings,
-        workers=args.workers, threads=args.threads, address=args.address,
-    )  # fmt: skip
-    print(summary.text())
-    return 0
-
-
 def _model_arg(args: argparse.Namespace) -> str | None:
     """The model a command was given: `--model`, or evaluate's and export's first argument."""
     positional = getattr(args, "model_name", None)
@@ -292,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
         prog="facemask",
-        description="Real-time face-mask detection: train, evaluate, predict, export, video.",
+        description="Real-time face-mask detection: train, evaluate, predict, export, video, "
+        "watch, report.",
         formatter_class=fmt,
     )
     common = argparse.ArgumentParser(add_help=False)
@@ -415,39 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline_options(p, "webcam")
     p.set_defaults(func=cmd_video)
 
-    p = command(
-        "scan",
-        help="scan an archive of photos and videos into Parquet (Ray Data)",
-        description="Detect and classify the faces of every photo and video under the "
-        "SOURCEs (files, folders, glob patterns) and write OUT/files.parquet (a row per "
-        "file) and OUT/faces.parquet (a row per face). Ray runs embedded here unless "
-        "--address or RAY_ADDRESS names a cluster. Running it again into the same OUT "
-        "skips the files already done.",
-    )
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="files, folders or globs")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the Parquet tables")
-    p.add_argument(
-        "--fps", type=float, default=2.0, help="video frames analysed per second (0: every frame)"
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="Ray actors, each with its own copy of the models",
-    )
-    p.add_argument(
-        "--threads", type=int, help="native threads per worker (default: the cores shared out)"
-    )
-    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else embedded)")
-    model_option(p, DEFAULT_MODEL, positional=False)
-    pipeline_options(p, "photo")
-    p.add_argument(
-        "--video-detector",
-        choices=tuple(DETECTOR_PRESETS),
-        default="webcam",
-        help="face-detector preset for video frames (as `facemask video`)",
-    )
-    p.set_defaults(func=cmd_scan)
+    from facemask.scan_cli import add_scan_command
+
+    add_scan_command(command, model_option, pipeline_options, _model_dir)
+
+    from facemask.watch_cli import add_watch_commands
+
+    add_watch_commands(command, model_option, pipeline_options, _pipeline)
     return parser
 
 
