@@ -1,7 +1,7 @@
 // The mask classifier (TF.js), run in a Web Worker so that classifying one frame's faces
-// overlaps detecting the next frame's (MediaPipe, on the page's own thread).
+// overlaps detecting the next frame's (BlazeFace on TF.js, on the page's own thread).
 //
-// Messages in:  {id, type: "load", modelUrl, wasmPath, inputSize}
+// Messages in:  {id, type: "load", modelUrl, wasm: {file name: URL}, inputSize}
 //               {id, type: "classify", pixels: Float32Array (N x S x S x 3), count}
 // Messages out: {id, backend} | {id, probabilities: Float32Array, ms} | {id, error}
 
@@ -55,7 +55,7 @@ async function chooseBackend() {
 
 async function handle(message) {
   if (message.type === "load") {
-    setWasmPaths(message.wasmPath);
+    setWasmPaths(message.wasm);
     await tf.setBackend("wasm"); // weights load onto a backend; chooseBackend may move them
     model?.dispose();
     model = await loadGraphModel(message.modelUrl);

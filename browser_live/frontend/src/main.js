@@ -1,13 +1,19 @@
 // "Live in your browser": the webcam, the face detector and the mask classifier all run in this
-// page. MediaPipe Tasks runs the package's BlazeFace short-range model here; TF.js runs the
-// chosen model's TF.js export in a Web Worker (classifier.js), so classifying frame k overlaps
-// detecting frame k + 1. Every file comes from the app itself (see index.html's CSP).
+// page, on one runtime (TF.js, WebAssembly). The detector is the package's BlazeFace .tflite, read
+// by tflite.js and decoded by faces.js as facemask.detect does; it runs on this thread. The chosen
+// model's TF.js export runs in a Web Worker (classifier.js), so classifying frame k overlaps
+// detecting frame k + 1. Every file comes from the app itself (see index.html's CSP), under a
+// content-hashed name listed in index.html's asset manifest.
 
-import { FaceDetector, FilesetResolver } from "@mediapipe/tasks-vision";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import * as tf from "@tensorflow/tfjs-core";
 
 import { cropFaces, squareBox } from "./crop.js";
+import { drawDetections } from "./draw.js";
+import { INPUT, decodeFaces, letterbox, ssdAnchors } from "./faces.js";
 import { MESSAGES, cameraMessage } from "./messages.js";
 import { connect, setFrameHeight } from "./streamlit.js";
+import { parseTFLite, tfliteRunner } from "./tflite.js";
 import { FaceTracker, decide } from "./tracker.js";
 
 const WINDOW = 30; // frames in the rolling FPS and median ms
@@ -82,88 +88,77 @@ function classifierWorker(url) {
   };
 }
 
-async function loadModels(a) {
+/** The build's content-hashed files as URLs, from index.html's manifest (build.mjs writes it):
+ * {classifier, detector, wasm: {TF.js wasm file name: URL}}. */
+function assets() {
   const base = new URL(".", window.location.href);
-  const fileset = await FilesetResolver.forVisionTasks(new URL("mediapipe", base).href);
-  const detectorOptions = (mode) => ({
-    baseOptions: { modelAssetPath: new URL("models/face_detection_short_range.tflite", base).href, delegate: "CPU" },
-    runningMode: mode,
-    minDetectionConfidence: a.minScore,
-    minSuppressionThreshold: a.nmsIou,
-  });
-  const detector = await FaceDetector.createFromOptions(fileset, detectorOptions("VIDEO"));
-  // Still pictures (facemaskAnalyze, for the tests) get their own IMAGE-mode detector, on use.
-  let imageDetector = null;
-  const stillDetector = async () => {
-    imageDetector ??= FaceDetector.createFromOptions(fileset, detectorOptions("IMAGE"));
-    return imageDetector;
-  };
-  const classifier = classifierWorker(new URL("classifier.js", base));
-  const { backend } = await classifier.call({
-    type: "load",
-    modelUrl: new URL(a.modelUrl, base).href,
-    wasmPath: new URL("tfjs/", base).href,
-    inputSize: a.inputSize,
-  });
-  return { detector, stillDetector, classifier, backend, minScore: a.minScore };
+  const resolve = (value) => typeof value === "string"
+    ? new URL(value, base).href
+    : Object.fromEntries(Object.entries(value).map(([name, file]) => [name, resolve(file)]));
+  return resolve(JSON.parse(document.querySelector('meta[name="facemask-assets"]').content));
 }
 
-/** (Re)load the models when the chosen model changes; apply new detector thresholds. */
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`HTTP ${response.status} for ${new URL(url).pathname}`);
+  return response.arrayBuffer();
+}
+
+/** BlazeFace on this thread's TF.js (WebAssembly): run(frame) -> the network's two outputs. */
+async function loadDetector(files) {
+  setWasmPaths(files.wasm);
+  if (!(await tf.setBackend("wasm"))) throw new Error("TF.js could not start WebAssembly");
+  const net = tfliteRunner(tf, parseTFLite(await fetchBytes(files.detector)));
+  const anchors = ssdAnchors();
+  const [boxesAt, scoresAt] = ["regressors", "classificators"].map((n) => net.outputNames.indexOf(n));
+  /** Faces in an RGBA frame ({data, width, height}), as facemask.detect.FaceDetector.detect. */
+  const detect = (frame, options) => {
+    const box = letterbox(frame);
+    const outputs = tf.tidy(() => net.run(tf.tensor4d(box.input, [1, INPUT, INPUT, 3])));
+    const scores = outputs[scoresAt].dataSync();
+    const regressors = outputs[boxesAt].dataSync();
+    tf.dispose(outputs);
+    return decodeFaces(scores, regressors, anchors, { ...box, width: frame.width, height: frame.height }, options);
+  };
+  detect({ data: new Uint8ClampedArray(4 * 64 * 48), width: 64, height: 48 }, { minScore: 1, nmsIou: 0.3, minFace: 0 }); // compile
+  return { detect, close: () => net.dispose() };
+}
+
+async function loadModels(a) {
+  const files = assets();
+  const detector = await loadDetector(files);
+  const classifier = classifierWorker(files.classifier);
+  const { backend } = await classifier.call({
+    type: "load",
+    modelUrl: new URL(a.modelUrl, window.location.href).href,
+    wasm: files.wasm,
+    inputSize: a.inputSize,
+  });
+  return { detector, classifier, backend };
+}
+
+/** (Re)load the models when the chosen model changes. */
 function ensureModels(a) {
   const key = `${a.modelUrl}`;
   if (key !== modelsKey) {
     modelsKey = key;
     const previous = models;
-    const loading = loadModels(a).catch((error) => {
+    const loading = (previous ? previous.catch(() => null) : Promise.resolve(null)).then((old) => {
+      old?.classifier.terminate(); // the detector's TF.js is this thread's: one at a time
+      old?.detector.close();
+      return loadModels(a);
+    }).catch((error) => {
       throw Object.assign(error instanceof Error ? error : new Error(String(error)), { loading: true });
     });
     models = loading;
-    // The old models go once the new ones are ready (the live loop then switches to them).
-    previous?.then((old) => loading.finally(() => {
-      old.classifier.terminate();
-      old.detector.close();
-    })).catch(() => {});
     loading.catch((error) => showMessage(MESSAGES.modelFailed(error.message)));
   }
-  return models.then(async (m) => {
-    if (m.minScore !== a.minScore) {
-      m.minScore = a.minScore;
-      await m.detector.setOptions({ minDetectionConfidence: a.minScore });
-      await (await m.stillDetector()).setOptions({ minDetectionConfidence: a.minScore });
-    }
-    return m;
-  });
+  return models;
 }
 
-/** Faces in pixels, clipped to the frame, filtered by size; as facemask.detect does. */
-function findFaces(detector, source, width, height, timestamp) {
-  const result = timestamp === undefined ? detector.detect(source) : detector.detectForVideo(source, timestamp);
-  const faces = [];
-  for (const d of result.detections) {
-    const b = d.boundingBox;
-    if (!b) continue;
-    const clip = (v, hi) => Math.trunc(Math.min(Math.max(v, 0), hi));
-    const box = [
-      clip(b.originX, width), clip(b.originY, height),
-      clip(b.originX + b.width, width), clip(b.originY + b.height, height),
-    ];
-    if (box[2] <= box[0] || box[3] <= box[1]) continue;
-    if (Math.min(box[2] - box[0], box[3] - box[1]) < args.minFace) continue;
-    faces.push({ box, score: Math.max(0, ...d.categories.map((c) => c.score)) });
-  }
-  return faces.sort((a, b) => b.score - a.score);
-}
-
-/** The frame's pixels, read back only over the faces' crop squares: [pixels, origin]. */
-function readFaces(faces, width, height) {
-  if (!faces.length) return [null, [0, 0]];
-  const squares = faces.map((f) => squareBox(f.box, args.margin));
-  const x0 = Math.max(0, Math.min(...squares.map((b) => b[0])));
-  const y0 = Math.max(0, Math.min(...squares.map((b) => b[1])));
-  const x1 = Math.min(width, Math.max(...squares.map((b) => b[2])));
-  const y1 = Math.min(height, Math.max(...squares.map((b) => b[3])));
-  const region = grabContext.getImageData(x0, y0, Math.max(1, x1 - x0), Math.max(1, y1 - y0));
-  return [region, [x0, y0]];
+/** Faces in pixels, clipped to the frame, filtered by size: facemask.detect's WEBCAM preset. */
+function findFaces(detector, frame) {
+  return detector.detect(frame, { minScore: args.minScore, nmsIou: args.nmsIou, minFace: args.minFace });
 }
 
 /** Cut the faces' crops (raw RGB) for the classifier: Float32Array or null. */
@@ -198,9 +193,10 @@ function detectFrame(m) {
   }
   const t0 = performance.now();
   grabContext.drawImage(video, 0, 0, width, height);
-  const faces = findFaces(m.detector, grab, width, height, t0);
+  const image = grabContext.getImageData(0, 0, width, height);
+  const faces = findFaces(m.detector, image);
   const t1 = performance.now();
-  const pixels = crops(readFaces(faces, width, height), faces, t1);
+  const pixels = crops([image, [0, 0]], faces, t1);
   return { faces, pixels, width, height, detectMs: t1 - t0, cropMs: faces.length ? cropMs : 0 };
 }
 
@@ -242,26 +238,7 @@ function draw(detections, width, height) {
   }
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, width, height);
-  const scale = Math.max(0.45, Math.min(1.2, width / 900));
-  const thickness = Math.max(1, Math.round(scale * 2));
-  ctx.font = `${Math.round(26 * scale)}px sans-serif`;
-  ctx.textBaseline = "top";
-  for (const d of detections) {
-    const [x1, y1, x2, y2] = d.box;
-    const [r, g, b] = args.colors[d.label] || args.fallbackColor;
-    const color = `rgb(${r}, ${g}, ${b})`;
-    ctx.strokeStyle = color;
-    ctx.lineWidth = thickness;
-    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const text = `${args.labelText[d.label] || d.label} ${Math.round(d.confidence * 100)}%`;
-    const tw = ctx.measureText(text).width;
-    const th = Math.round(30 * scale);
-    const ty = y1 - th >= 0 ? y1 - th : Math.min(y2 + 2, height - th);
-    ctx.fillStyle = color;
-    ctx.fillRect(x1, ty, tw + 8, th);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(text, x1 + 4, ty + 2);
-  }
+  drawDetections(ctx, detections, width, height, args);
 }
 
 /**
@@ -393,7 +370,7 @@ window.facemaskAnalyze = async ({ width, height, rgb }) => {
     frame.data[j + 2] = bytes[i + 2];
     frame.data[j + 3] = 255;
   }
-  const faces = findFaces(await m.stillDetector(), frame, width, height);
+  const faces = findFaces(m.detector, frame);
   const pixels = crops([frame, [0, 0]], faces, performance.now());
   const { probabilities } = await classify(m.classifier, pixels, faces.length);
   return faces.map((f, i) => {
