@@ -14,6 +14,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 import ui
 from facemask import live, webrtc_fixes
+from facemask.browser import CAMERA_MESSAGES
 from facemask.pipeline import LABEL_TEXT
 
 WEBRTC_KEY = "live_webcam"
@@ -32,16 +33,11 @@ CAMERA = {
 """Enough to see a mask; half the frames of a default 30 fps camera to decode and encode."""
 TRANSLATIONS = {
     "device_ask_permission": "Allow this site to use your camera when the browser asks.",
-    "device_access_denied": (
-        "Camera access was denied. Allow the camera for this site (the camera icon in the "
-        "address bar), then press Start again."
-    ),
-    "device_not_available": "No camera was found: connect one and press Start again.",
-    "media_api_not_available": (
-        "This browser cannot use a camera on this page: open the app on localhost or over "
-        "https (browsers only allow cameras on secure pages)."
-    ),
+    "device_access_denied": CAMERA_MESSAGES["refused"],
+    "device_not_available": CAMERA_MESSAGES["noCamera"],
+    "media_api_not_available": CAMERA_MESSAGES["insecure"],
 }
+"""streamlit-webrtc's camera errors in the sentences the in-browser page uses too."""
 BUSY = (
     "The server is busy: it already streams as many webcams as it can serve at once; use "
     f"[Live in your browser]({BROWSER_PAGE}), which runs the detector on your own device, "

@@ -146,11 +146,16 @@ class App(NamedTuple):
 
 @contextmanager
 def start_app(
-    work: Path, model_dir: Path | None = None, entry: str = "serve.py", **env_vars: str
+    work: Path,
+    model_dir: Path | None = None,
+    entry: str = "serve.py",
+    root: Path = REPO,
+    **env_vars: str,
 ) -> Iterator[App]:
-    """`streamlit run <entry>` on a free port in test mode (loopback-only WebRTC, the status
-    file), serving a copy of `model_dir` (the repository's models/ when None); `env_vars` add to
-    its environment. Stopped (terminate, then kill) on exit."""
+    """`streamlit run <entry>` in `root` (this repository, or another checkout to compare with)
+    on a free port in test mode (loopback-only WebRTC, the status file), serving a copy of
+    `model_dir` (root's models/ when None); `env_vars` add to its environment. Stopped
+    (terminate, then kill) on exit."""
     env = {
         **os.environ,
         "FACEMASK_RUNS_DIR": str(work / "runs"),
@@ -159,6 +164,7 @@ def start_app(
         "FACEMASK_ICE_SERVERS": "",
         "FACEMASK_ICE_SERVERS_FILE": "",
         "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(root),
         **env_vars,
     }
     if model_dir is not None:
@@ -170,7 +176,7 @@ def start_app(
     command += ["--server.headless", "true", "--server.address", "127.0.0.1"]
     command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     with log_path.open("wb") as log:
-        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

@@ -2,8 +2,8 @@
 
 A fake camera plays a real face photo (a .y4m written here); the app runs `streamlit run
 serve.py` (harness.browser.start_app) on a free port with a tiny real model and serves WebRTC
-over 127.0.0.1 only (FACEMASK_WEBRTC_LOOPBACK_ONLY). The server proves it processed frames and found the face by
-writing FACEMASK_TEST_STATUS_FILE. Screenshots go to test-output/screenshots/.
+over 127.0.0.1 only (FACEMASK_WEBRTC_LOOPBACK_ONLY). The server proves it processed frames and
+found the face by writing FACEMASK_TEST_STATUS_FILE. Screenshots go to test-output/screenshots/.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@
 
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import "@tensorflow/tfjs-backend-webgl";
-import { loadGraphModel } from "@tensorflow/tfjs-converter";
 import * as tf from "@tensorflow/tfjs-core";
+
+import { loadFolded } from "./fuse.js";
 
 let model = null;
 let size = 0;
@@ -58,7 +59,7 @@ async function handle(message) {
     setWasmPaths(message.wasm);
     await tf.setBackend("wasm"); // weights load onto a backend; chooseBackend may move them
     model?.dispose();
-    model = await loadGraphModel(message.modelUrl);
+    model = await loadFolded(message.modelUrl);
     size = message.inputSize;
     return { backend: await chooseBackend() };
   }

@@ -1,8 +1,8 @@
 // "Live in your browser": the webcam, the face detector and the mask classifier all run in this
 // page, on one runtime (TF.js, WebAssembly). The detector is the package's BlazeFace .tflite, read
 // by tflite.js and decoded by faces.js as facemask.detect does; it runs on this thread. The chosen
-// model's TF.js export runs in a Web Worker (classifier.js), so classifying frame k overlaps
-// detecting frame k + 1. Every file comes from the app itself (see index.html's CSP), under a
+// model's TF.js export runs in Web Workers (classifier.js), so classifying frame k overlaps
+// detecting frame k + 1; with two cores or more, two workers share each frame's faces. Every file comes from the app itself (see index.html's CSP), under a
 // content-hashed name listed in index.html's asset manifest.
 
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
@@ -10,13 +10,13 @@ import * as tf from "@tensorflow/tfjs-core";
 
 import { cropFaces, squareBox } from "./crop.js";
 import { drawDetections } from "./draw.js";
-import { INPUT, decodeFaces, letterbox, ssdAnchors } from "./faces.js";
+import { createDetector } from "./detector.js";
 import { MESSAGES, cameraMessage } from "./messages.js";
 import { connect, setFrameHeight } from "./streamlit.js";
-import { parseTFLite, tfliteRunner } from "./tflite.js";
 import { FaceTracker, decide } from "./tracker.js";
 
 const WINDOW = 30; // frames in the rolling FPS and median ms
+const CLASSIFIER_WORKERS = (navigator.hardwareConcurrency || 1) >= 2 ? 2 : 1;
 const $ = (id) => document.getElementById(id);
 const ui = {
   start: $("start"), stop: $("stop"), video: $("video"), overlay: $("overlay"),
@@ -26,7 +26,7 @@ const grab = document.createElement("canvas"); // the current frame, read by bot
 const grabContext = grab.getContext("2d", { willReadFrequently: true });
 
 let args = null; // the latest component args from Python
-let models = null; // Promise<{detector, imageDetector, classifier, backend}>
+let models = null; // Promise<{detector, classifier, backend}>
 let modelsKey = "";
 let stream = null;
 let tracker = null;
@@ -104,36 +104,37 @@ async function fetchBytes(url) {
   return response.arrayBuffer();
 }
 
-/** BlazeFace on this thread's TF.js (WebAssembly): run(frame) -> the network's two outputs. */
+/** BlazeFace on this thread's TF.js (WebAssembly): detector.js's detect(frame, options). */
 async function loadDetector(files) {
   setWasmPaths(files.wasm);
   if (!(await tf.setBackend("wasm"))) throw new Error("TF.js could not start WebAssembly");
-  const net = tfliteRunner(tf, parseTFLite(await fetchBytes(files.detector)));
-  const anchors = ssdAnchors();
-  const [boxesAt, scoresAt] = ["regressors", "classificators"].map((n) => net.outputNames.indexOf(n));
-  /** Faces in an RGBA frame ({data, width, height}), as facemask.detect.FaceDetector.detect. */
-  const detect = (frame, options) => {
-    const box = letterbox(frame);
-    const outputs = tf.tidy(() => net.run(tf.tensor4d(box.input, [1, INPUT, INPUT, 3])));
-    const scores = outputs[scoresAt].dataSync();
-    const regressors = outputs[boxesAt].dataSync();
-    tf.dispose(outputs);
-    return decodeFaces(scores, regressors, anchors, { ...box, width: frame.width, height: frame.height }, options);
-  };
-  detect({ data: new Uint8ClampedArray(4 * 64 * 48), width: 64, height: 48 }, { minScore: 1, nmsIou: 0.3, minFace: 0 }); // compile
-  return { detect, close: () => net.dispose() };
+  const detector = createDetector(tf, await fetchBytes(files.detector));
+  const still = { data: new Uint8ClampedArray(4 * 64 * 48), width: 64, height: 48 };
+  detector.detect(still, { minScore: 1, nmsIou: 0.3, minFace: 0 }); // the first run compiles
+  return detector;
 }
 
 async function loadModels(a) {
   const files = assets();
   const detector = await loadDetector(files);
-  const classifier = classifierWorker(files.classifier);
-  const { backend } = await classifier.call({
+  const load = {
     type: "load",
     modelUrl: new URL(a.modelUrl, window.location.href).href,
     wasm: files.wasm,
     inputSize: a.inputSize,
-  });
+  };
+  // One after the other: the second worker finds every file in the browser's cache.
+  const workers = [];
+  let backend = "";
+  for (let i = 0; i < CLASSIFIER_WORKERS; i++) {
+    const worker = classifierWorker(files.classifier);
+    workers.push(worker);
+    ({ backend } = await worker.call(load));
+  }
+  const classifier = {
+    workers,
+    terminate: () => workers.forEach((w) => w.terminate()),
+  };
   return { detector, classifier, backend };
 }
 
@@ -169,16 +170,27 @@ function crops([frame, origin], faces, start) {
   return pixels;
 }
 
-/** Class probabilities for each face (one batch in the worker): {probabilities: [[p]], ms}. */
+/** Class probabilities for each face, the faces shared between the workers (one batch each):
+ * {probabilities: [[p]], ms} (ms: the slowest worker's). */
 async function classify(classifier, pixels, count) {
   if (!count) return { probabilities: [], ms: 0 };
-  const { probabilities, ms } = await classifier.call(
-    { type: "classify", pixels, count },
-    [pixels.buffer],
+  const { workers } = classifier;
+  const per = pixels.length / count;
+  const shares = Math.min(workers.length, count);
+  const answers = await Promise.all(
+    Array.from({ length: shares }, (_, w) => {
+      const first = Math.round((w * count) / shares);
+      const last = Math.round(((w + 1) * count) / shares);
+      const part = shares === 1 ? pixels : pixels.slice(first * per, last * per);
+      return workers[w].call({ type: "classify", pixels: part, count: last - first }, [part.buffer]);
+    }),
   );
   const n = args.labels.length;
-  const rows = Array.from({ length: count }, (_, i) => Array.from(probabilities.slice(i * n, (i + 1) * n)));
-  return { probabilities: rows, ms };
+  const rows = [];
+  for (const { probabilities } of answers) {
+    for (let i = 0; i < probabilities.length; i += n) rows.push(Array.from(probabilities.slice(i, i + n)));
+  }
+  return { probabilities: rows, ms: Math.max(...answers.map((a) => a.ms)) };
 }
 
 /** Detect the faces of the current camera frame and cut their crops (this thread). */
@@ -308,7 +320,7 @@ async function loop(initial) {
 async function start() {
   showMessage("");
   if (!navigator.mediaDevices?.getUserMedia || !window.isSecureContext) {
-    showMessage(MESSAGES.insecure);
+    showMessage(args.messages.insecure);
     return;
   }
   ui.start.disabled = true;
@@ -318,7 +330,7 @@ async function start() {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (error) {
     ui.start.disabled = false;
-    showMessage(cameraMessage(error));
+    showMessage(cameraMessage(error, args.messages));
     return;
   }
   ui.video.srcObject = stream;
@@ -389,7 +401,7 @@ function onRender(newArgs) {
   window.facemaskSettings = { minScore, minFace, modelUrl, thresholds };
   if (first) {
     if (typeof WebAssembly !== "object") return; // check.js has said why, and disabled Start
-    if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) showMessage(MESSAGES.insecure);
+    if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) showMessage(args.messages.insecure);
     ui.status.textContent = "Loading the models…";
     ensureModels(args).then(
       (m) => { ui.status.textContent = `Models ready (TF.js ${m.backend}). Press Start.`; window.facemaskStats.backend = m.backend; },
