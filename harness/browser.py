@@ -150,11 +150,13 @@ def start_app(
     model_dir: Path | None = None,
     entry: str = "serve.py",
     root: Path = REPO,
+    options: tuple[str, ...] = (),
     **env_vars: str,
 ) -> Iterator[App]:
     """`streamlit run <entry>` in `root` (this repository, or another checkout to compare with)
     on a free port in test mode (loopback-only WebRTC, the status file), serving a copy of
-    `model_dir` (root's models/ when None); `env_vars` add to its environment. Stopped
+    `model_dir` (root's models/ when None); `options` add to its command line (e.g.
+    "--server.disconnectedSessionTTL", "5") and `env_vars` to its environment. Stopped
     (terminate, then kill) on exit."""
     env = {
         **os.environ,
@@ -175,6 +177,7 @@ def start_app(
     command = [sys.executable, "-m", "streamlit", "run", entry, "--server.port", str(port)]
     command += ["--server.headless", "true", "--server.address", "127.0.0.1"]
     command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    command += list(options)
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -248,6 +251,36 @@ def browsers(work: Path) -> Iterator[Callable[..., Any]]:
         finally:
             for context in contexts:
                 context.close()
+
+
+@contextmanager
+def shared_browser(work: Path, clip: Path | None) -> Iterator[Callable[[], Any]]:
+    """One headless Chromium for many visitors: `visitor()` opens a page in a context of its
+    own (its own cache and cookies, as another person's browser), the camera playing `clip`."""
+    executable = chromium()
+    from playwright import sync_api
+
+    args = [*CHROMIUM_ARGS]
+    if clip is not None:
+        args.append(f"--use-file-for-fake-video-capture={clip}")
+    home = work / "browser-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home)}
+    env["XDG_CACHE_HOME"] = str(home)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=args, env=env
+        )
+
+        def visitor():
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.set_default_timeout(120_000)
+            return context.new_page()
+
+        try:
+            yield visitor
+        finally:
+            browser.close()
 
 
 def process_memory_mb(pid: int) -> dict[str, float]:
