@@ -1,4 +1,5 @@
 # make run     : set up .venv (first time), build the in-browser page, start the dashboard on the shipped model
+#                (serve.py: app.py plus long-lived caching and compression of the static files)
 # make test    : the same set-up plus test-only tools (pytest, Playwright, Debian's chromium, TF.js), then the suite
 # make browser : (re)build the "Live in your browser" component (npm packages pinned in package-lock.json)
 PYTHON ?= python3
@@ -19,7 +20,7 @@ BROWSER_SOURCES := browser_live/frontend/build.mjs browser_live/frontend/index.h
 # Without npm the dashboard still starts; its "Live in your browser" page then says how to build it.
 run: setup weights
 	-@$(MAKE) --no-print-directory browser
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run serve.py --server.port $(PORT)
 
 test: setup-dev browser
 	$(BIN)/python -m pytest -q
@@ -56,7 +57,7 @@ weights:
 		mkdir -p "$(KERAS_MODELS)" && cp "$(SHARED)/weights/$$f" "$(KERAS_MODELS)/" && echo "copied $$f into $(KERAS_MODELS)"; fi
 
 lint: setup-dev
-	$(BIN)/ruff check facemask app.py ui.py app_pages browser_live tests bench tools
+	$(BIN)/ruff check facemask app.py serve.py ui.py app_pages browser_live harness tests bench tools
 
 bench: setup
 	$(BIN)/python bench/latency.py

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 FRAME_SIZE = (640, 480)
+CAMERA_PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg")
+"""Two people from tests/data/faces, side by side in front of the fake camera."""
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 BROWSER_IFRAME = 'iframe[title="browser_live.browser_live"]'
 WEBRTC_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
@@ -299,6 +302,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+_REQUEST_LINE = re.compile(rb"(?:^|\r\n\r\n)GET (\S+) HTTP/1\.1\r\n")
+"""A GET's request line: at the start of a read or right after the previous request (a GET
+has no body)."""
+
+
 class ByteCounter:
     """A TCP relay on 127.0.0.1 in front of the app that counts the bytes it passes from the
     server to the browser (`down`) and back (`up`): what a visit costs over the wire, headers,
@@ -309,6 +317,8 @@ class ByteCounter:
         self.target_port = target_port
         self.down = 0
         self.up = 0
+        self.requests: list[str] = []
+        """The path of every GET the browser sent through the relay, in order."""
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -319,9 +329,10 @@ class ByteCounter:
         return f"http://127.0.0.1:{self.port}"
 
     def reset(self) -> tuple[int, int]:
-        """(down, up) so far; both start again from 0."""
+        """(down, up) so far; both start again from 0, and `requests` empty."""
         counts = (self.down, self.up)
         self.down = self.up = 0
+        self.requests = []
         return counts
 
     def __enter__(self) -> ByteCounter:
@@ -343,6 +354,11 @@ class ByteCounter:
             self._loop.run_forever()
         finally:
             server.close()
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -360,6 +376,7 @@ class ByteCounter:
                         self.down += len(data)
                     else:
                         self.up += len(data)
+                        self.requests += [m.decode() for m in _REQUEST_LINE.findall(data)]
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):

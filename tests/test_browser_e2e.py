@@ -24,6 +24,7 @@ import pytest
 from facemask.images import load_image
 from harness import browser as harness
 from harness.browser import (
+    CAMERA_PHOTOS,
     WEBRTC_IFRAME,
     App,
     camera_picture,
@@ -38,8 +39,6 @@ SCREENSHOTS = REPO / "test-output" / "screenshots"
 APP_MEMORY_LIMIT_MB = 2048
 """The app with the default model and one live session stays under 2 GB resident."""
 SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
-CAMERA_PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg")
-"""Two people from tests/data/faces, side by side in front of the fake camera."""
 LIVE_PATH = "/live"
 """The server-side Live page (the app's root is Live in your browser)."""
 
