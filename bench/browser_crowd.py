@@ -26,26 +26,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facemask.images import load_image  # noqa: E402
 from harness.browser import (  # noqa: E402
     BROWSER_IFRAME,
     ByteCounter,
-    camera_picture,
     cpu_seconds,
+    load_average,
+    people_clip,
     process_memory_mb,
     shared_browser,
     start_app,
     wait_for,
-    write_y4m,
 )
 
-FACES = REPO / "tests" / "data" / "faces"
-PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg", "without_mask_00001.jpg")
 COMPONENT = "browser_live.browser_live"
-
-
-def load() -> str:
-    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def rss(pid: int) -> float:
@@ -77,8 +70,7 @@ def main() -> None:
     parser.add_argument("--ttl", type=int, default=10, help="Streamlit's disconnectedSessionTTL")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="facemask-crowd-"))
-    clip = work / "faces.y4m"
-    write_y4m(clip, camera_picture([load_image(FACES / p) for p in PHOTOS]), 60)
+    clip = people_clip(work / "faces.y4m", 3)
     options = ("--server.disconnectedSessionTTL", str(args.ttl))
     with start_app(work, None, options=options) as app:
         port = int(app.base.rsplit(":", 1)[1])
@@ -91,7 +83,7 @@ def main() -> None:
             bytes_each.append(sum(relay.reset()))
             time.sleep(3)
             before = rss(app.pid)
-            print(f"server RSS after the first visitor: {before:.0f} MB (load {load()})")
+            print(f"server RSS after the first visitor: {before:.0f} MB (load {load_average()})")
             for _ in range(args.visitors - 1):
                 page = visitor()
                 frames.append(visit(page, relay.url))
@@ -102,7 +94,7 @@ def main() -> None:
             idle_cpu = server_cpu(app.pid, args.seconds)
             print(
                 f"{args.visitors} visitors idle: RSS {crowd:.0f} MB, server CPU {idle_cpu:.2f}% "
-                f"(load {load()})",
+                f"(load {load_average()})",
                 flush=True,
             )
             for frame, page in zip(frames[: args.streaming], pages, strict=False):
@@ -115,7 +107,7 @@ def main() -> None:
             print(
                 f"{args.streaming} streaming + {args.visitors - args.streaming} idle: server CPU "
                 f"{streaming_cpu:.2f}%, {streamed} bytes over the wire in {args.seconds:.0f} s, "
-                f"page FPS {[round(v, 1) for v in fps]} (load {load()})",
+                f"page FPS {[round(v, 1) for v in fps]} (load {load_average()})",
                 flush=True,
             )
             for page in pages:
@@ -127,7 +119,7 @@ def main() -> None:
     first, rest = bytes_each[0], bytes_each[1:]
     per_visitor_mb = (crowd - before) / max(args.visitors - 1, 1)
     per_stream = max(streaming_cpu - idle_cpu, 0.0) / max(args.streaming, 1)
-    print(f"\n{os.cpu_count()} CPUs, load {load()}")
+    print(f"\n{os.cpu_count()} CPUs, load {load_average()}")
     print("| figure | value | target |")
     print("|---|---|---|")
     print(f"| bytes, first visitor (empty cache) | {first / 1e6:.2f} MB | <= 4 MB |")

@@ -24,25 +24,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facemask.images import load_image  # noqa: E402
 from harness.browser import (  # noqa: E402
     BROWSER_IFRAME,
     WEBRTC_IFRAME,
     browsers,
-    camera_picture,
     cpu_seconds,
+    load_average,
+    people_clip,
     read_status,
     start_app,
-    write_y4m,
 )
 
-FACES = REPO / "tests" / "data" / "faces"
-PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg", "without_mask_00001.jpg")
 WARM_UP_S = 6.0
-
-
-def load() -> str:
-    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def component_frame(page, part: str):
@@ -134,16 +127,15 @@ def main() -> None:
     rows = []
     with start_app(tmp, None, entry=args.entry, root=args.root) as app, browsers(tmp) as launch:
         for n in args.faces:
-            clip = tmp / f"faces-{n}.y4m"
-            write_y4m(clip, camera_picture([load_image(FACES / p) for p in PHOTOS[:n]]), 60)
+            clip = people_clip(tmp / f"faces-{n}.y4m", n)
             page = launch(clip)
             in_browser = {**browser_run(page.context, app.base, app.pid, args.seconds)}
-            in_browser["load"] = load()
+            in_browser["load"] = load_average()
             on_server = {"fps": float("nan"), "server_cpu_pct": float("nan"), "load": "-"}
             if not args.no_server:
                 on_server = {
                     **server_run(page.context, app.base, app.status, app.pid, args.seconds),
-                    "load": load(),
+                    "load": load_average(),
                 }
             page.context.close()
             rows.append((n, in_browser, on_server))
@@ -177,7 +169,7 @@ def main() -> None:
         )
     print(
         f"\nTwo browsers streaming in the browser mode: {two_fps[0]:.1f} and {two_fps[1]:.1f} FPS;"
-        f" server CPU {two_cpu:.1f}% of one core (load {load()})."
+        f" server CPU {two_cpu:.1f}% of one core (load {load_average()})."
     )
 
 

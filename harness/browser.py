@@ -31,8 +31,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 FRAME_SIZE = (640, 480)
+FACES_DIR = REPO / "tests" / "data" / "faces"
 CAMERA_PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg")
 """Two people from tests/data/faces, side by side in front of the fake camera."""
+THIRD_PERSON = "without_mask_00001.jpg"
+"""Who joins them for a three-face clip (the benches)."""
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 BROWSER_IFRAME = 'iframe[title="browser_live.browser_live"]'
 WEBRTC_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
@@ -136,6 +139,20 @@ def write_y4m(path: Path, rgb: np.ndarray, frames: int = 30) -> None:
         out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
         for _ in range(frames):
             out.write(b"FRAME\n" + i420)
+
+
+def people_clip(path: Path, people: int, frames: int = 60) -> Path:
+    """A y4m clip of 1 to 3 people from tests/data/faces side by side (see camera_picture)."""
+    from facemask.images import load_image
+
+    names = [*CAMERA_PHOTOS, THIRD_PERSON][:people]
+    write_y4m(path, camera_picture([load_image(FACES_DIR / name) for name in names]), frames)
+    return path
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for figures measured on a shared machine."""
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 class App(NamedTuple):
