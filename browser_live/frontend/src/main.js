@@ -2,13 +2,14 @@
 // page, on one runtime (TF.js, WebAssembly). The detector is the package's BlazeFace .tflite, read
 // by tflite.js and decoded by faces.js as facemask.detect does; it runs on this thread. The chosen
 // model's TF.js export runs in Web Workers (classifier.js), so classifying frame k overlaps
-// detecting frame k + 1; with two cores or more, two workers share each frame's faces. Every file comes from the app itself (see index.html's CSP), under a
-// content-hashed name listed in index.html's asset manifest.
+// detecting frame k + 1; with two cores or more, two workers share each frame's faces. Every file
+// comes from the app itself (see index.html's CSP), under a content-hashed name listed in
+// index.html's asset manifest.
 
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import * as tf from "@tensorflow/tfjs-core";
 
-import { cropFaces, squareBox } from "./crop.js";
+import { cropFaces } from "./crop.js";
 import { drawDetections } from "./draw.js";
 import { createDetector } from "./detector.js";
 import { MESSAGES, cameraMessage } from "./messages.js";
