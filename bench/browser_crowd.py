@@ -6,8 +6,9 @@ Starts the app (`streamlit run serve.py`) behind a byte-counting relay and one h
 in which each visitor has a context of its own (its own cache, as another person's browser),
 all with a fake camera playing three faces. It then prints, each with the load average:
 - the bytes each visitor's first visit cost over the wire (counted at the relay);
-- the server's resident memory (RSS) before the crowd, with it, and once every page is closed
-  and Streamlit has dropped the sessions (--ttl), and the growth per visitor;
+- the server's resident memory (RSS) before the crowd, with it, once every page is closed and
+  Streamlit has dropped the sessions (--ttl), and after a second crowd came and went; the
+  growth per visitor;
 - the server's CPU while the crowd sits idle and while `--streaming` of them stream, per
   streaming visitor (% of one core).
 Targets (issue 16): CPU per streaming visitor <= 0.5% of a core; RSS growth per visitor <= 15 MB;
@@ -116,8 +117,16 @@ def main() -> None:
             )
             for page in pages:
                 page.context.close()
-        time.sleep(args.ttl + 15)  # Streamlit drops disconnected sessions after the TTL
-        after = rss(app.pid)
+            time.sleep(args.ttl + 15)  # Streamlit drops disconnected sessions after the TTL
+            after = rss(app.pid)
+            # A second crowd comes and goes: what the first left behind must not add up.
+            again = [visitor() for _ in range(args.visitors)]
+            for page in again:
+                visit(page, relay.url)
+            for page in again:
+                page.context.close()
+            time.sleep(args.ttl + 15)
+            after_second = rss(app.pid)
         peak = process_memory_mb(app.pid)["peak_rss_mb"]
 
     first, rest = bytes_each[0], bytes_each[1:]
@@ -131,9 +140,9 @@ def main() -> None:
         f"| bytes, each other visitor (own empty cache) | {sum(rest) / len(rest) / 1e6:.2f} MB "
         f"(min {min(rest) / 1e6:.2f}, max {max(rest) / 1e6:.2f}) | <= 4 MB |"
     )
-    print(f"| server RSS: at start / after 1 visitor / with {args.visitors} / pages closed | "
-          f"{empty:.0f} / {before:.0f} / {crowd:.0f} / {after:.0f} MB (peak {peak:.0f}) | "
-          "back down |")  # fmt: skip
+    print(f"| server RSS: at start / after 1 visitor / with {args.visitors} / pages closed / "
+          f"a second crowd come and gone | {empty:.0f} / {before:.0f} / {crowd:.0f} / "
+          f"{after:.0f} / {after_second:.0f} MB (peak {peak:.0f}) | back down |")  # fmt: skip
     print(f"| server RSS growth per visitor | {per_visitor_mb:.1f} MB | <= 15 MB |")
     print(f"| server CPU, {args.visitors} idle visitors | {idle_cpu:.2f}% of a core | |")
     print(
