@@ -62,12 +62,13 @@ def browser_run(context, base: str, server_pid: int, seconds: float) -> dict:
     time.sleep(WARM_UP_S)
     stats = frame.evaluate("() => window.facemaskStats")
     cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
-    detect, classify = [], []
+    detect, classify, classified = [], [], []
     while time.monotonic() - t0 < seconds:
         time.sleep(1.0)
         now = frame.evaluate("() => window.facemaskStats")
         detect.append(now["detectMs"])
         classify.append(now["classifyMs"])
+        classified.append(now.get("classified", float("nan")))
     elapsed = time.monotonic() - t0
     server_cpu = 100 * (cpu_seconds(server_pid) - cpu0) / elapsed
     page.close()
@@ -75,6 +76,7 @@ def browser_run(context, base: str, server_pid: int, seconds: float) -> dict:
         "fps": (now["frames"] - stats["frames"]) / elapsed,
         "detect_ms": sorted(detect)[len(detect) // 2],
         "classify_ms": sorted(classify)[len(classify) // 2],
+        "classified": sorted(classified)[len(classified) // 2],
         "faces": len(now["faces"]),
         "backend": now["backend"],
         "server_cpu_pct": server_cpu,

@@ -148,6 +148,7 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
         assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 and face["confidence"] > 0.5
     assert left["box"][2] <= width / 2 <= right["box"][0]  # one person on each side
     assert stats["fps"] > 0 and stats["detectMs"] > 0 and stats["classifyMs"] > 0
+    assert 0 < stats["classified"] < 1  # still faces reuse recent classifications (reuse.js)
     assert stats["backend"] in ("wasm", "webgl")
     assert "FPS" in component.locator("#status").inner_text()
     print(f"in-browser: {json.dumps({k: v for k, v in stats.items() if k != 'faces'})}")
@@ -537,6 +538,51 @@ process.stdout.write(JSON.stringify(out));
         assert got[0][0][0] == "without_mask"
     else:
         assert got[0][0][0] == "with_mask"
+
+
+def test_js_faces_that_stay_put_reuse_a_recent_classification_of_themselves() -> None:
+    """reuse.js, driven as the page drives it (frame k+1 is planned before frame k's answers
+    are in): every face's probabilities come from a classification of that same face made
+    fewer than 2 x maxAge frames ago; a face that moved or is new is classified at once; still
+    faces cost about one classification each in maxAge frames, not one each frame."""
+    scene = {  # face key -> box per frame: B moves at frame 12, D comes at frame 20
+        "A": lambda k: [10, 10, 60, 60],
+        "B": lambda k: [100, 10, 150, 60] if k < 12 else [125, 20, 175, 70],
+        "C": lambda k: [200, 10, 250, 60],
+        "D": lambda k: [300, 10, 350, 60] if k >= 20 else None,
+    }
+    frames = [[(key, box(k)) for key, box in scene.items() if box(k)] for k in range(40)]
+    script = """
+import { REUSE, RecentClassifications } from "./browser_live/frontend/src/reuse.js";
+const { frames } = JSON.parse(process.argv[1]);
+const recent = new RecentClassifications();
+const used = [];
+const classified = [];
+let previous = null;
+const finish = ({ plan, rows }) => {
+  RecentClassifications.fill(plan, rows);
+  used.push(plan.entries.map((e) => e.probabilities));
+};
+frames.forEach((faces, k) => {
+  const plan = recent.plan(faces.map(([, box]) => box));
+  // the classifier's answer for face i of frame k: [k, its key] (what it saw, and when)
+  const rows = plan.classify.map((i) => [k, faces[i][0]]);
+  classified.push(plan.classify.map((i) => faces[i][0]));
+  if (previous) finish(previous);
+  previous = { plan, rows };
+});
+finish(previous);
+process.stdout.write(JSON.stringify({ used, classified, maxAge: REUSE.maxAge }));
+"""
+    got = _node(script, {"frames": frames})
+    max_age = got["maxAge"]
+    for k, (faces, used) in enumerate(zip(frames, got["used"], strict=True)):
+        for (key, _), (at, seen) in zip(faces, used, strict=True):
+            assert seen == key, (k, key, seen)  # never another face's answer
+            assert 0 <= k - at < 2 * max_age, (k, key, at)
+    assert got["classified"][0] == ["A", "B", "C"]
+    assert "B" in got["classified"][12] and "D" in got["classified"][20]
+    assert sum(map(len, got["classified"])) < sum(map(len, frames)) / 4, got["classified"]
 
 
 def _rgba_file(rgb: np.ndarray, path: Path) -> dict:

@@ -13,6 +13,7 @@ import { cropFaces } from "./crop.js";
 import { drawDetections } from "./draw.js";
 import { createDetector } from "./detector.js";
 import { MESSAGES, cameraMessage } from "./messages.js";
+import { RecentClassifications } from "./reuse.js";
 import { connect, setFrameHeight } from "./streamlit.js";
 import { FaceTracker, decide } from "./tracker.js";
 
@@ -31,14 +32,17 @@ let models = null; // Promise<{detector, classifier, backend}>
 let modelsKey = "";
 let stream = null;
 let tracker = null;
+let recent = null; // the faces' recent classifications, reused while a face stays put (reuse.js)
 let running = false;
-const history = { stamps: [], detect: [], classify: [], crop: [] };
+const history = { stamps: [], detect: [], classify: [], crop: [], classified: [] };
 let cropMs = 0; // of the last classify(): reading pixels back and cutting the crops
 
 window.facemaskStats = emptyStats();
 
 function emptyStats() {
-  return { frames: 0, fps: 0, backend: "", detectMs: 0, classifyMs: 0, faces: [], running: false };
+  return {
+    frames: 0, fps: 0, backend: "", detectMs: 0, classifyMs: 0, classified: 0, faces: [], running: false,
+  };
 }
 
 function showMessage(text) {
@@ -52,6 +56,10 @@ function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function mean(values) {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0;
 }
 
 function push(list, value) {
@@ -194,7 +202,14 @@ async function classify(classifier, pixels, count) {
   return { probabilities: rows, ms: Math.max(...answers.map((a) => a.ms)) };
 }
 
-/** Detect the faces of the current camera frame and cut their crops (this thread). */
+/** A fresh tracker and reuse plan: at Start and whenever the model or the settings change. */
+function resetTracking() {
+  tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
+  recent = new RecentClassifications();
+}
+
+/** Detect the faces of the current camera frame and cut the crops of those to classify now
+ * (reuse.js decides which): this thread. */
 function detectFrame(m) {
   const { video } = ui;
   const width = video.videoWidth;
@@ -209,20 +224,26 @@ function detectFrame(m) {
   const image = grabContext.getImageData(0, 0, width, height);
   const faces = findFaces(m.detector, image);
   const t1 = performance.now();
-  const pixels = crops([image, [0, 0]], faces, t1);
-  return { faces, pixels, width, height, detectMs: t1 - t0, cropMs: faces.length ? cropMs : 0 };
+  const plan = recent.plan(faces.map((f) => f.box));
+  const pixels = crops([image, [0, 0]], plan.classify.map((i) => faces[i]), t1);
+  const count = plan.classify.length;
+  return { faces, plan, count, pixels, width, height, detectMs: t1 - t0, cropMs: count ? cropMs : 0 };
 }
 
 /** A frame's classification is back: smooth, draw, and update the stats. */
 function finishFrame(m, frame, { probabilities, ms }) {
+  RecentClassifications.fill(frame.plan, probabilities);
   const detections = tracker.update(
-    frame.faces.map((f, i) => ({ ...f, probabilities: probabilities[i] })),
+    frame.faces
+      .map((f, i) => ({ ...f, probabilities: frame.plan.entries[i].probabilities }))
+      .filter((f) => f.probabilities), // a reused answer that never came (a failed frame)
   );
   draw(detections, frame.width, frame.height);
   push(history.stamps, performance.now());
   push(history.detect, frame.detectMs);
   push(history.classify, frame.cropMs + ms);
   push(history.crop, frame.cropMs);
+  push(history.classified, frame.count);
   const span = (history.stamps.at(-1) - history.stamps[0]) / 1000;
   const stats = window.facemaskStats;
   Object.assign(stats, {
@@ -230,8 +251,10 @@ function finishFrame(m, frame, { probabilities, ms }) {
     fps: span > 0 ? (history.stamps.length - 1) / span : 0,
     backend: m.backend,
     detectMs: median(history.detect),
-    classifyMs: median(history.classify),
-    cropMs: median(history.crop), // part of classifyMs
+    // Per frame, averaged: most frames classify one face or none (reuse.js), a few all of them.
+    classifyMs: mean(history.classify),
+    cropMs: mean(history.crop), // part of classifyMs
+    classified: mean(history.classified), // faces classified per frame
     faces: detections.map((d) => ({
       box: d.box, label: d.label, confidence: d.confidence, trackId: d.trackId,
     })),
@@ -239,7 +262,7 @@ function finishFrame(m, frame, { probabilities, ms }) {
   });
   ui.status.textContent =
     `${stats.fps.toFixed(1)} FPS · detect ${stats.detectMs.toFixed(1)} ms · classify ` +
-    `${stats.classifyMs.toFixed(1)} ms per frame · TF.js ${m.backend} · ` +
+    `${stats.classifyMs.toFixed(1)} ms per frame (${stats.classified.toFixed(1)} faces) · TF.js ${m.backend} · ` +
     `${detections.length} face${detections.length === 1 ? "" : "s"}`;
 }
 
@@ -292,11 +315,11 @@ async function loop(initial) {
       if (current !== m) {
         m = current;
         previous = null;
-        tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
+        resetTracking();
         Object.assign(window.facemaskStats, { backend: m.backend });
       }
       const frame = detectFrame(m); // overlaps the worker classifying the previous frame
-      const job = frame && classify(m.classifier, frame.pixels, frame.faces.length);
+      const job = frame && classify(m.classifier, frame.pixels, frame.count);
       if (previous) {
         const answer = await previous.job;
         if (!live()) break;
@@ -306,6 +329,7 @@ async function loop(initial) {
     } catch (error) {
       if (error?.replaced) {
         previous = null; // a frame for the model just replaced: drop it
+        resetTracking();
         continue;
       }
       stop();
@@ -349,7 +373,7 @@ async function start() {
     return; // the message is already shown
   }
   if (!running) return;
-  tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
+  resetTracking();
   for (const list of Object.values(history)) list.length = 0;
   Object.assign(window.facemaskStats, emptyStats(), { backend: m.backend, running: true });
   loop(m);
@@ -410,7 +434,7 @@ function onRender(newArgs) {
     );
   } else {
     ensureModels(args).catch(() => {});
-    if (tracker) tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
+    if (tracker) resetTracking();
   }
   setFrameHeight();
 }
