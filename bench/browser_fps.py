@@ -1,12 +1,13 @@
 """FPS of "Live in your browser" next to the server-side Live page, on the same camera clips.
 
-    .venv/bin/python bench/browser_fps.py [--seconds 20] [--faces 1 3]
+    .venv/bin/python bench/browser_fps.py [--seconds 20] [--faces 1 3] [--no-server] [--no-pair]
 
 Starts the app (`streamlit run serve.py`; another checkout with --root DIR --entry app.py) and
 headless Chromium whose fake camera plays a 640x480
 clip of 1 or 3 real faces (tests/data/faces). For each clip it measures:
-- in the browser: frames processed per second by the page, the median detect / classify ms per
-  frame it reports (window.facemaskStats), and the server's CPU meanwhile;
+- in the browser: frames processed per second by the page, the detect and classify ms per frame
+  and the faces classified per frame it reports (window.facemaskStats; a face that stays put
+  reuses a recent classification), and the server's CPU meanwhile;
 - on the server (the Live page, WebRTC): frames the server processed per second, its CPU;
 then the server's CPU while TWO browsers stream in the in-browser mode. Prints the load average
 next to every figure. Not a test: numbers depend on the machine and its load.
@@ -109,6 +110,23 @@ def server_run(context, base: str, status: Path, server_pid: int, seconds: float
     return result
 
 
+def two_browsers(launch, app, clip: Path, args) -> tuple[list[float], float]:
+    """FPS of two browsers streaming the in-browser page at once, and the server's CPU."""
+    contexts = [launch(clip).context for _ in range(2)]
+    frames = [start_in_browser(c.pages[0], app.base) for c in contexts]
+    time.sleep(WARM_UP_S)
+    counts0 = [f.evaluate("() => window.facemaskStats.frames") for f in frames]
+    cpu0, t0 = cpu_seconds(app.pid), time.monotonic()
+    time.sleep(args.seconds)
+    elapsed = time.monotonic() - t0
+    two_cpu = 100 * (cpu_seconds(app.pid) - cpu0) / elapsed
+    two_fps = [
+        (f.evaluate("() => window.facemaskStats.frames") - c) / elapsed
+        for f, c in zip(frames, counts0, strict=True)
+    ]
+    return two_fps, two_cpu
+
+
 BASELINE = False
 """Measuring another checkout (--root): its in-browser page is at /browser, Live at the root."""
 
@@ -119,6 +137,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run")
     parser.add_argument("--faces", type=int, nargs="+", default=[1, 3], choices=[1, 2, 3])
     parser.add_argument("--no-server", action="store_true", help="skip the server-side Live runs")
+    parser.add_argument(
+        "--no-pair", action="store_true", help="skip the run with two browsers streaming"
+    )
     parser.add_argument(
         "--root", type=Path, default=REPO, help="checkout to run (default: this one)"
     )
@@ -143,32 +164,26 @@ def main() -> None:
             rows.append((n, in_browser, on_server))
             print(f"{n} face(s): browser {in_browser} | server {on_server}", flush=True)
 
-        clip = tmp / f"faces-{args.faces[0]}.y4m"
-        contexts = [launch(clip).context for _ in range(2)]
-        frames = [start_in_browser(c.pages[0], app.base) for c in contexts]
-        time.sleep(WARM_UP_S)
-        counts0 = [f.evaluate("() => window.facemaskStats.frames") for f in frames]
-        cpu0, t0 = cpu_seconds(app.pid), time.monotonic()
-        time.sleep(args.seconds)
-        elapsed = time.monotonic() - t0
-        two_cpu = 100 * (cpu_seconds(app.pid) - cpu0) / elapsed
-        two_fps = [
-            (f.evaluate("() => window.facemaskStats.frames") - c) / elapsed
-            for f, c in zip(frames, counts0, strict=True)
-        ]
+        if args.no_pair:
+            two_fps = []
+        else:
+            two_fps, two_cpu = two_browsers(launch, app, tmp / f"faces-{args.faces[0]}.y4m", args)
 
     print(f"\n{os.cpu_count()} CPUs; measured {args.seconds:.0f} s per run after {WARM_UP_S:.0f} s")
     print(
-        "| faces | in browser: FPS | detect ms | classify ms | server CPU | load | "
+        "| faces | in browser: FPS | detect ms | classify ms (faces) | server CPU | load | "
         "server-side Live: FPS | server CPU | load |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for n, b, s in rows:
         print(
             f"| {n} | {b['fps']:.1f} ({b['backend']}) | {b['detect_ms']:.1f} | "
-            f"{b['classify_ms']:.1f} | {b['server_cpu_pct']:.1f}% | {b['load']} | "
+            f"{b['classify_ms']:.1f} ({b['classified']:.1f}) | "
+            f"{b['server_cpu_pct']:.1f}% | {b['load']} | "
             f"{s['fps']:.1f} | {s['server_cpu_pct']:.0f}% | {s['load']} |"
         )
+    if not two_fps:
+        return
     print(
         f"\nTwo browsers streaming in the browser mode: {two_fps[0]:.1f} and {two_fps[1]:.1f} FPS;"
         f" server CPU {two_cpu:.1f}% of one core (load {load_average()})."

@@ -541,9 +541,10 @@ process.stdout.write(JSON.stringify(out));
 
 
 def test_js_faces_that_stay_put_reuse_a_recent_classification_of_themselves() -> None:
-    """reuse.js, driven as the page drives it (frame k+1 is planned before frame k's answers
-    are in): every face's probabilities come from a classification of that same face made
-    fewer than 2 x maxAge frames ago; a face that moved or is new is classified at once; still
+    """reuse.js, driven as the page drives it: frame k+1 is planned before frame k is finished;
+    a classifier call answers two frames after it is sent; a still face is refreshed only while
+    no call is on its way. Every face's probabilities come from a classification of that same
+    face, and a recent one; the page waits for an answer only for a new or moved face; still
     faces cost about one classification each in maxAge frames, not one each frame."""
     scene = {  # face key -> box per frame: B moves at frame 12, D comes at frame 20
         "A": lambda k: [10, 10, 60, 60],
@@ -554,34 +555,45 @@ def test_js_faces_that_stay_put_reuse_a_recent_classification_of_themselves() ->
     frames = [[(key, box(k)) for key, box in scene.items() if box(k)] for k in range(40)]
     script = """
 import { REUSE, RecentClassifications } from "./browser_live/frontend/src/reuse.js";
-const { frames } = JSON.parse(process.argv[1]);
+const { frames, latency } = JSON.parse(process.argv[1]);
 const recent = new RecentClassifications();
+const calls = []; // {k, plan, rows, done}
+const answer = (call) => { RecentClassifications.fill(call.plan, call.rows); call.done = true; };
 const used = [];
 const classified = [];
+const waited = [];
 let previous = null;
-const finish = ({ plan, rows }) => {
-  RecentClassifications.fill(plan, rows);
-  used.push(plan.entries.map((e) => e.probabilities));
+const finish = ({ k, plan }) => {
+  const missing = plan.entries.filter((e) => !RecentClassifications.answer(e));
+  if (missing.length) waited.push(k);
+  for (const call of calls) {
+    if (!call.done && missing.some((e) => call.plan.entries.includes(e))) answer(call);
+  }
+  used.push(plan.entries.map(RecentClassifications.answer));
 };
 frames.forEach((faces, k) => {
-  const plan = recent.plan(faces.map(([, box]) => box));
+  const plan = recent.plan(faces.map(([, box]) => box), { refresh: calls.every((c) => c.done) });
   // the classifier's answer for face i of frame k: [k, its key] (what it saw, and when)
   const rows = plan.classify.map((i) => [k, faces[i][0]]);
+  if (rows.length) calls.push({ k, plan, rows });
   classified.push(plan.classify.map((i) => faces[i][0]));
+  for (const call of calls) if (!call.done && k - call.k >= latency) answer(call);
   if (previous) finish(previous);
-  previous = { plan, rows };
+  previous = { k, plan };
 });
 finish(previous);
-process.stdout.write(JSON.stringify({ used, classified, maxAge: REUSE.maxAge }));
+process.stdout.write(JSON.stringify({ used, classified, waited, maxAge: REUSE.maxAge }));
 """
-    got = _node(script, {"frames": frames})
+    latency = 2
+    got = _node(script, {"frames": frames, "latency": latency})
     max_age = got["maxAge"]
     for k, (faces, used) in enumerate(zip(frames, got["used"], strict=True)):
         for (key, _), (at, seen) in zip(faces, used, strict=True):
             assert seen == key, (k, key, seen)  # never another face's answer
-            assert 0 <= k - at < 2 * max_age, (k, key, at)
+            assert 0 <= k - at <= 2 * max_age + latency, (k, key, at)
     assert got["classified"][0] == ["A", "B", "C"]
     assert "B" in got["classified"][12] and "D" in got["classified"][20]
+    assert got["waited"] == [0, 12, 20]
     assert sum(map(len, got["classified"])) < sum(map(len, frames)) / 4, got["classified"]
 
 

@@ -36,6 +36,8 @@ let recent = null; // the faces' recent classifications, reused while a face sta
 let running = false;
 const history = { stamps: [], detect: [], classify: [], crop: [], classified: [] };
 let cropMs = 0; // of the last classify(): reading pixels back and cutting the crops
+let busy = 0; // classifier calls on their way
+let failure = null; // a classifier call that failed while nobody waited for it
 
 window.facemaskStats = emptyStats();
 
@@ -209,7 +211,8 @@ function resetTracking() {
 }
 
 /** Detect the faces of the current camera frame and cut the crops of those to classify now
- * (reuse.js decides which): this thread. */
+ * (reuse.js decides which; it refreshes a still face only when the classifier is idle): this
+ * thread. */
 function detectFrame(m) {
   const { video } = ui;
   const width = video.videoWidth;
@@ -224,25 +227,45 @@ function detectFrame(m) {
   const image = grabContext.getImageData(0, 0, width, height);
   const faces = findFaces(m.detector, image);
   const t1 = performance.now();
-  const plan = recent.plan(faces.map((f) => f.box));
+  const plan = recent.plan(faces.map((f) => f.box), { refresh: busy === 0 });
   const pixels = crops([image, [0, 0]], plan.classify.map((i) => faces[i]), t1);
   const count = plan.classify.length;
   return { faces, plan, count, pixels, width, height, detectMs: t1 - t0, cropMs: count ? cropMs : 0 };
 }
 
-/** A frame's classification is back: smooth, draw, and update the stats. */
-function finishFrame(m, frame, { probabilities, ms }) {
-  RecentClassifications.fill(frame.plan, probabilities);
+/** Send a frame's crops to the classifier; its answers fill the frame's reuse entries (and
+ * those of later frames that reuse them). Nobody waits here: see answered(). */
+function submit(m, frame) {
+  if (!frame.count) return;
+  busy += 1;
+  const job = classify(m.classifier, frame.pixels, frame.count)
+    .then(({ probabilities, ms }) => {
+      RecentClassifications.fill(frame.plan, probabilities);
+      push(history.classify, frame.cropMs + ms);
+      push(history.crop, frame.cropMs);
+    })
+    .finally(() => (busy -= 1));
+  job.catch((error) => {
+    if (!error?.replaced) failure ??= error;
+  });
+  for (const i of frame.plan.classify) frame.plan.entries[i].job = job;
+}
+
+/** Resolves when every face of the frame has probabilities: at once unless a face is new or
+ * moved and its classification is still on its way (a refresh has its previous answer). */
+function answered(frame) {
+  const waiting = frame.plan.entries.filter((e) => !RecentClassifications.answer(e));
+  return Promise.all(waiting.map((e) => e.job));
+}
+
+/** Every face of a frame has probabilities: smooth, draw, and update the stats. */
+function finishFrame(m, frame) {
   const detections = tracker.update(
-    frame.faces
-      .map((f, i) => ({ ...f, probabilities: frame.plan.entries[i].probabilities }))
-      .filter((f) => f.probabilities), // a reused answer that never came (a failed frame)
+    frame.faces.map((f, i) => ({ ...f, probabilities: RecentClassifications.answer(frame.plan.entries[i]) })),
   );
   draw(detections, frame.width, frame.height);
   push(history.stamps, performance.now());
   push(history.detect, frame.detectMs);
-  push(history.classify, frame.cropMs + ms);
-  push(history.crop, frame.cropMs);
   push(history.classified, frame.count);
   const span = (history.stamps.at(-1) - history.stamps[0]) / 1000;
   const stats = window.facemaskStats;
@@ -251,10 +274,9 @@ function finishFrame(m, frame, { probabilities, ms }) {
     fps: span > 0 ? (history.stamps.length - 1) / span : 0,
     backend: m.backend,
     detectMs: median(history.detect),
-    // Per frame, averaged: most frames classify one face or none (reuse.js), a few all of them.
-    classifyMs: mean(history.classify),
+    classifyMs: mean(history.classify), // a classifier call: cutting the crops, then the model
     cropMs: mean(history.crop), // part of classifyMs
-    classified: mean(history.classified), // faces classified per frame
+    classified: mean(history.classified), // faces classified per frame (the others reuse)
     faces: detections.map((d) => ({
       box: d.box, label: d.label, confidence: d.confidence, trackId: d.trackId,
     })),
@@ -262,7 +284,7 @@ function finishFrame(m, frame, { probabilities, ms }) {
   });
   ui.status.textContent =
     `${stats.fps.toFixed(1)} FPS · detect ${stats.detectMs.toFixed(1)} ms · classify ` +
-    `${stats.classifyMs.toFixed(1)} ms per frame (${stats.classified.toFixed(1)} faces) · TF.js ${m.backend} · ` +
+    `${stats.classifyMs.toFixed(1)} ms a call, ${stats.classified.toFixed(1)} faces a frame · TF.js ${m.backend} · ` +
     `${detections.length} face${detections.length === 1 ? "" : "s"}`;
 }
 
@@ -302,7 +324,7 @@ async function loop(initial) {
       ? new Promise((resolve) => (wake = resolve))
       : new Promise((resolve) => requestAnimationFrame(resolve));
   let processed = -1;
-  let previous = null; // the frame being classified in the worker, and its answer to come
+  let previous = null; // the frame detected last, finished once its faces have answers
   while (live()) {
     if (video.readyState < 2 || (video.requestVideoFrameCallback && presented === processed)) {
       await nextFrame();
@@ -310,6 +332,7 @@ async function loop(initial) {
     }
     processed = presented;
     try {
+      if (failure) throw failure;
       const current = await ensureModels(args); // the sidebar may have chosen another model
       if (!live()) break;
       if (current !== m) {
@@ -319,13 +342,13 @@ async function loop(initial) {
         Object.assign(window.facemaskStats, { backend: m.backend });
       }
       const frame = detectFrame(m); // overlaps the worker classifying the previous frame
-      const job = frame && classify(m.classifier, frame.pixels, frame.count);
+      if (frame) submit(m, frame);
       if (previous) {
-        const answer = await previous.job;
+        await answered(previous);
         if (!live()) break;
-        finishFrame(m, previous.frame, answer);
+        finishFrame(m, previous);
       }
-      previous = frame && { frame, job };
+      previous = frame;
     } catch (error) {
       if (error?.replaced) {
         previous = null; // a frame for the model just replaced: drop it
@@ -349,6 +372,7 @@ async function start() {
     return;
   }
   ui.start.disabled = true;
+  failure = null;
   try {
     const devices = await navigator.mediaDevices.enumerateDevices();
     if (!devices.some((d) => d.kind === "videoinput")) throw Object.assign(new Error(), { name: "NotFoundError" });

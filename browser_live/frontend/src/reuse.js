@@ -6,8 +6,11 @@
 // (box IoU with the box it was classified at below `minIou`), and when its classification is
 // `maxAge` frames old (at most `refreshPerFrame` such refreshes a frame, the oldest first, so
 // that faces seen together are not all classified again in the same frame; past 2 x `maxAge`
-// frames, always). So the label shown for a face always comes from classifications of that face
-// made less than 2 x `maxAge` frames ago.
+// frames, always). Age refreshes wait while the classifier is busy (`refresh: false`), and a
+// face being refreshed keeps its previous answer (`fallback`) until the new one is in, so that
+// the page never waits for a refresh; it waits only for new and moved faces. So the label shown
+// for a face always comes from classifications of that same face, made less than 2 x `maxAge`
+// frames ago or replaced by one on its way.
 
 import { iou } from "./tracker.js";
 
@@ -17,7 +20,9 @@ export const REUSE = { minIou: 0.8, maxAge: 6, refreshPerFrame: 1 };
 export class RecentClassifications {
   constructor({ minIou, maxAge, refreshPerFrame } = REUSE) {
     Object.assign(this, { minIou, maxAge, refreshPerFrame });
-    this.entries = []; // {box, frame, probabilities} (probabilities null until the answer is in)
+    // {box, frame, probabilities, fallback}: probabilities null until the answer is in;
+    // fallback: for a refresh, the answer it replaces
+    this.entries = [];
     this.frame = 0;
   }
 
@@ -25,9 +30,10 @@ export class RecentClassifications {
    * Plan a frame with these face boxes: {entries, classify}. `entries[i]` is face i's
    * classification (shared with earlier frames when reused); `classify` lists the faces to
    * classify now, whose answers go to `fill`. Faces of earlier frames that this frame no longer
-   * has are forgotten.
+   * has are forgotten. With `refresh` false, faces are classified again for their age only
+   * past 2 x maxAge frames.
    */
-  plan(boxes) {
+  plan(boxes, { refresh = true } = {}) {
     const frame = ++this.frame;
     const free = new Set(this.entries);
     const matched = boxes.map((box) => {
@@ -47,16 +53,24 @@ export class RecentClassifications {
       .map((entry, i) => [entry, i])
       .filter(([entry]) => entry && frame - entry.frame >= this.maxAge)
       .sort((a, b) => a[0].frame - b[0].frame)
-      .filter(([entry], rank) => rank < this.refreshPerFrame || frame - entry.frame >= 2 * this.maxAge)
-      .forEach(([, i]) => (matched[i] = null));
+      .filter(([entry], rank) =>
+        (refresh && rank < this.refreshPerFrame) || frame - entry.frame >= 2 * this.maxAge)
+      .forEach(([entry, i]) => (matched[i] = { old: entry }));
     const classify = [];
     const entries = matched.map((entry, i) => {
-      if (entry) return entry;
+      if (entry && !entry.old) return entry;
       classify.push(i);
-      return { box: boxes[i], frame, probabilities: null };
+      const fallback = entry ? RecentClassifications.answer(entry.old) : null;
+      return { box: boxes[i], frame, probabilities: null, fallback };
     });
     this.entries = entries;
     return { entries, classify };
+  }
+
+  /** The probabilities to use for a face's entry now: its own answer, else the one its refresh
+   * replaces, else null (the answer is on its way). */
+  static answer(entry) {
+    return entry.probabilities ?? entry.fallback ?? null;
   }
 
   /** A planned frame's answers: `rows[j]` (class probabilities) for face `classify[j]`. */
