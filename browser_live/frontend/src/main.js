@@ -2,7 +2,9 @@
 // page, on one runtime (TF.js, WebAssembly). The detector is the package's BlazeFace .tflite, read
 // by tflite.js and decoded by faces.js as facemask.detect does; it runs on this thread. The chosen
 // model's TF.js export runs in Web Workers (classifier.js), so classifying frame k overlaps
-// detecting frame k + 1; with two cores or more, two workers share each frame's faces. Every file
+// detecting frame k + 1; with two cores or more, two workers share each frame's faces. Only new
+// and moved faces are classified each frame, and each still face every few frames (reuse.js):
+// the page waits for the classifier only for a new or moved face. Every file
 // comes from the app itself (see index.html's CSP), under a content-hashed name listed in
 // index.html's asset manifest.
 
