@@ -1,4 +1,5 @@
 # make run     : set up .venv (first time), build the in-browser page, start the dashboard on the shipped model
+#                (serve.py: app.py plus long-lived caching and compression of the static files)
 # make test    : the same set-up plus test-only tools (pytest, Playwright, Debian's chromium, TF.js,
 #                GStreamer's RTSP server and PostgreSQL for the camera and records tests), then the suite
 # make monitor : the same as run, plus `facemask watch` on the cameras of CAMERAS=cameras.toml
@@ -21,7 +22,7 @@ BROWSER_SOURCES := browser_live/frontend/build.mjs browser_live/frontend/index.h
 # Without npm the dashboard still starts; its "Live in your browser" page then says how to build it.
 run: setup weights
 	-@$(MAKE) --no-print-directory browser
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run serve.py --server.port $(PORT)
 
 # make monitor CAMERAS=cameras.toml : the camera watcher and the dashboard together; Ctrl+C
 # stops both (the watcher flushes its records on the way out).
@@ -29,7 +30,7 @@ monitor: setup weights
 	@test -n "$(CAMERAS)" || { echo 'Say which cameras: make monitor CAMERAS=cameras.toml ([cameras] NAME = "URL" lines)'; exit 2; }
 	$(BIN)/python -m facemask watch --cameras "$(CAMERAS)" & watcher=$$!; \
 	trap 'kill -TERM $$watcher 2>/dev/null; wait $$watcher' EXIT INT TERM; \
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run serve.py --server.port $(PORT)
 
 test: setup-dev browser
 	$(BIN)/python -m pytest -q
@@ -67,7 +68,7 @@ weights:
 		mkdir -p "$(KERAS_MODELS)" && cp "$(SHARED)/weights/$$f" "$(KERAS_MODELS)/" && echo "copied $$f into $(KERAS_MODELS)"; fi
 
 lint: setup-dev
-	$(BIN)/ruff check facemask app.py ui.py app_pages browser_live tests bench tools
+	$(BIN)/ruff check facemask app.py serve.py ui.py app_pages browser_live harness tests bench tools
 
 bench: setup
 	$(BIN)/python bench/latency.py

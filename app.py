@@ -1,7 +1,9 @@
-"""facemask dashboard: `streamlit run app.py` (or `make run`).
+"""facemask dashboard: `make run` (`streamlit run serve.py`, which serves this script; `streamlit
+run app.py` works too, without serve.py's compression and caching of the static files).
 
-Pages: Live (webcam, processed on the server), Live in your browser (webcam, processed in the
-page), Upload (images and video), Training (train, watch, compare, export).
+Pages: Live in your browser (the landing page: the webcam processed in the page), Live (the
+webcam processed on the server: the fallback for a browser without WebAssembly or a camera API),
+Upload (images and video), Training (train, watch, compare, export).
 The sidebar (model, detection thresholds, model card) is shared by every page: see ui.py. Its
 thresholds belong to the detector preset the page runs: `WEBCAM_PAGES` use "webcam".
 """
@@ -17,18 +19,21 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 ui.skip_keras_clear_session()  # see its docstring: a full gc after every run otherwise
 st.set_page_config(page_title="facemask", page_icon="😷", layout="wide")
 
-live_page = st.Page("app_pages/live.py", title="Live", icon=":material/videocam:", default=True)
 browser_page = st.Page(
     "app_pages/browser.py",
     title="Live in your browser",
     icon=":material/devices:",
     url_path="browser",
+    default=True,
 )
-WEBCAM_PAGES = (live_page, browser_page)
+live_page = st.Page(
+    "app_pages/live.py", title="Live (on the server)", icon=":material/videocam:", url_path="live"
+)
+WEBCAM_PAGES = (browser_page, live_page)
 page = st.navigation(
     [
-        live_page,
         browser_page,
+        live_page,
         st.Page("app_pages/upload.py", title="Upload", icon=":material/upload:"),
         st.Page("app_pages/training.py", title="Training", icon=":material/model_training:"),
         st.Page("app_pages/monitor.py", title="Monitor", icon=":material/monitoring:"),

@@ -1,7 +1,8 @@
-"""Live in your browser: the webcam never leaves the device; the models run in the page.
+"""Live in your browser (the landing page): the webcam never leaves the device; the models run
+in the page.
 
 The server only serves static files (the component's build, the detector model, the chosen
-model's TF.js export); see browser_live/ and facemask/browser.py.
+model's TF.js export), which browsers keep; see browser_live/ and facemask/browser.py.
 """
 
 import streamlit as st
@@ -13,14 +14,15 @@ from facemask.classify import read_card
 
 st.title("Live in your browser")
 st.caption(
-    "Press **Start** and allow the camera. Face detection (MediaPipe BlazeFace) and the mask "
-    "classifier (TF.js) run inside this page: **the video never leaves your device**, and no "
+    "Press **Start** and allow the camera. Face detection (BlazeFace) and the mask classifier "
+    "run inside this page (TF.js, WebAssembly): **the video never leaves your device**, and no "
     "WebRTC connection or TURN server is needed. Green box: mask; red: none."
 )
 st.page_link(
     "app_pages/live.py",
-    label="Server-side Live page: works on any browser, but every frame of every viewer costs "
-    "server CPU and needs WebRTC (a TURN server behind NAT).",
+    label="Use the server-side Live page instead when this page says your browser cannot run "
+    "WebAssembly or offers no camera: it works in any browser, but each viewer costs the server "
+    "CPU and needs WebRTC (a TURN server behind NAT).",
     icon=":material/videocam:",
 )
 

@@ -1,4 +1,7 @@
-"""Live: the webcam through the mask detector, with a chart of faces over time.
+"""Live (on the server): the webcam through the mask detector, with a chart of faces over time.
+
+The fallback for a browser that cannot run "Live in your browser" (the landing page): one
+without WebAssembly or without a camera API for the page.
 
 Frames go browser -> server -> browser over WebRTC (streamlit-webrtc); each is processed by this
 session's facemask.live.LiveProcessor, which holds the shared, cached Pipeline. Beyond the
@@ -11,6 +14,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 import ui
 from facemask import charts, live, webrtc
+from facemask.browser import CAMERA_MESSAGES
 from facemask.pipeline import LABEL_TEXT
 
 WEBRTC_KEY = "live_webcam"
@@ -18,8 +22,9 @@ PROCESSOR_KEY = "live_processor"
 CHART_REFRESH_S = 3.0
 """Seconds between chart refreshes while playing: each is a script run per session, which costs
 server time under several sessions (bench/live_load.py --profile)."""
-BROWSER_PAGE = "browser"
-"""URL path of "Live in your browser", where the browser itself runs the detector and model."""
+BROWSER_PAGE = "./"
+"""URL of "Live in your browser" (the app's default page, at its root), where the browser itself
+runs the detector and model."""
 CAMERA = {
     "width": {"ideal": 640},
     "height": {"ideal": 480},
@@ -28,19 +33,14 @@ CAMERA = {
 """Enough to see a mask; half the frames of a default 30 fps camera to decode and encode."""
 TRANSLATIONS = {
     "device_ask_permission": "Allow this site to use your camera when the browser asks.",
-    "device_access_denied": (
-        "Camera access was denied. Allow the camera for this site (the camera icon in the "
-        "address bar), then press Start again."
-    ),
-    "device_not_available": "No camera was found: connect one and press Start again.",
-    "media_api_not_available": (
-        "This browser cannot use a camera on this page: open the app on localhost or over "
-        "https (browsers only allow cameras on secure pages)."
-    ),
+    "device_access_denied": CAMERA_MESSAGES["refused"],
+    "device_not_available": CAMERA_MESSAGES["noCamera"],
+    "media_api_not_available": CAMERA_MESSAGES["insecure"],
 }
+"""streamlit-webrtc's camera errors in the sentences the in-browser page uses too."""
 BUSY = (
     "The server is busy: it already streams as many webcams as it can serve at once; use "
-    f"[Live in your browser](./{BROWSER_PAGE}), which runs the detector on your own device, "
+    f"[Live in your browser]({BROWSER_PAGE}), which runs the detector on your own device, "
     "or try again in a minute."
 )
 CAMERA_HELP = (
@@ -58,7 +58,12 @@ st.caption(
     "none. Frames are processed on the server; when it is busy it skips frames rather than "
     "fall behind."
 )
-st.page_link("app_pages/browser.py", label="Or run it in your browser: your CPU, not the server's")
+st.page_link(
+    "app_pages/browser.py",
+    label="Use Live in your browser unless your browser cannot run it (no WebAssembly, or no "
+    "camera for that page): the video stays on your device and the server does no work per frame.",
+    icon=":material/devices:",
+)
 
 model_name = ui.require_model()
 chosen = ui.settings()

@@ -1,11 +1,13 @@
 """FPS of "Live in your browser" next to the server-side Live page, on the same camera clips.
 
-    .venv/bin/python bench/browser_fps.py [--seconds 20] [--faces 1 3]
+    .venv/bin/python bench/browser_fps.py [--seconds 20] [--faces 1 3] [--no-server] [--no-pair]
 
-Starts the app (`streamlit run app.py`) and headless Chromium whose fake camera plays a 640x480
+Starts the app (`streamlit run serve.py`; another checkout with --root DIR --entry app.py) and
+headless Chromium whose fake camera plays a 640x480
 clip of 1 or 3 real faces (tests/data/faces). For each clip it measures:
-- in the browser: frames processed per second by the page, the median detect / classify ms per
-  frame it reports (window.facemaskStats), and the server's CPU meanwhile;
+- in the browser: frames processed per second by the page, the detect and classify ms per frame
+  and the faces classified per frame it reports (window.facemaskStats; a face that stays put
+  reuses a recent classification), and the server's CPU meanwhile;
 - on the server (the Live page, WebRTC): frames the server processed per second, its CPU;
 then the server's CPU while TWO browsers stream in the in-browser mode. Prints the load average
 next to every figure. Not a test: numbers depend on the machine and its load.
@@ -14,63 +16,27 @@ next to every figure. Not a test: numbers depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path.insert(0, str(REPO))
 
-from test_browser_e2e import (  # noqa: E402
-    CHROMIUM_ARGS,
+from harness.browser import (  # noqa: E402
+    BROWSER_IFRAME,
     WEBRTC_IFRAME,
-    _chromium,
-    _free_port,
-    camera_picture,
+    browsers,
     cpu_seconds,
-    write_y4m,
+    load_average,
+    people_clip,
+    read_status,
+    start_app,
 )
 
-from facemask.images import load_image  # noqa: E402
-
-FACES = REPO / "tests" / "data" / "faces"
-PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg", "without_mask_00001.jpg")
-BROWSER_IFRAME = 'iframe[title="browser_live.browser_live"]'
 WARM_UP_S = 6.0
-
-
-def load() -> str:
-    return " ".join(f"{v:.1f}" for v in os.getloadavg())
-
-
-def start_server(tmp: Path, status: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FACEMASK_RUNS_DIR": str(tmp / "runs"),
-        "FACEMASK_WEBRTC_LOOPBACK_ONLY": "1",
-        "FACEMASK_TEST_STATUS_FILE": str(status),
-        "FACEMASK_ICE_SERVERS": "",
-        "FACEMASK_ICE_SERVERS_FILE": "",
-    }
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-    command += ["--server.headless", "true", "--server.address", "127.0.0.1"]
-    command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    log = (tmp / "server.log").open("wb")
-    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2):
-                return server, base
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit("the app did not start; see " + str(tmp / "server.log"))
 
 
 def component_frame(page, part: str):
@@ -83,7 +49,7 @@ def component_frame(page, part: str):
 
 
 def start_in_browser(page, base: str):
-    page.goto(f"{base}/browser")
+    page.goto(f"{base}/browser" if BASELINE else f"{base}/")
     page.frame_locator(BROWSER_IFRAME).get_by_role("button", name="Start").click(timeout=120_000)
     frame = component_frame(page, "browser_live.browser_live")
     frame.wait_for_function("() => window.facemaskStats.frames > 0", timeout=180_000)
@@ -92,17 +58,18 @@ def start_in_browser(page, base: str):
 
 def browser_run(context, base: str, server_pid: int, seconds: float) -> dict:
     """In-browser FPS over `seconds` (after a warm-up) and the server's CPU meanwhile."""
-    page = context.new_page()
+    page = context.new_page() if context.pages[0].url != "about:blank" else context.pages[0]
     frame = start_in_browser(page, base)
     time.sleep(WARM_UP_S)
     stats = frame.evaluate("() => window.facemaskStats")
     cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
-    detect, classify = [], []
+    detect, classify, classified = [], [], []
     while time.monotonic() - t0 < seconds:
         time.sleep(1.0)
         now = frame.evaluate("() => window.facemaskStats")
         detect.append(now["detectMs"])
         classify.append(now["classifyMs"])
+        classified.append(now.get("classified", float("nan")))
     elapsed = time.monotonic() - t0
     server_cpu = 100 * (cpu_seconds(server_pid) - cpu0) / elapsed
     page.close()
@@ -110,6 +77,7 @@ def browser_run(context, base: str, server_pid: int, seconds: float) -> dict:
         "fps": (now["frames"] - stats["frames"]) / elapsed,
         "detect_ms": sorted(detect)[len(detect) // 2],
         "classify_ms": sorted(classify)[len(classify) // 2],
+        "classified": sorted(classified)[len(classified) // 2],
         "faces": len(now["faces"]),
         "backend": now["backend"],
         "server_cpu_pct": server_cpu,
@@ -120,14 +88,11 @@ def server_run(context, base: str, status: Path, server_pid: int, seconds: float
     """Frames per second the server-side Live page processed, and the server's CPU."""
     status.unlink(missing_ok=True)  # each session's processor counts from 0
     page = context.new_page()
-    page.goto(base)
+    page.goto(base if BASELINE else f"{base}/live")
     page.frame_locator(WEBRTC_IFRAME).get_by_role("button", name="Start").click(timeout=120_000)
 
     def processed() -> int:
-        try:
-            return json.loads(status.read_text()).get("processed", 0)
-        except (OSError, ValueError):
-            return 0
+        return read_status(status).get("processed", 0)
 
     deadline = time.monotonic() + 180
     while processed() == 0 and time.monotonic() < deadline:
@@ -145,80 +110,83 @@ def server_run(context, base: str, status: Path, server_pid: int, seconds: float
     return result
 
 
+def two_browsers(launch, app, clip: Path, args) -> tuple[list[float], float]:
+    """FPS of two browsers streaming the in-browser page at once, and the server's CPU."""
+    contexts = [launch(clip).context for _ in range(2)]
+    frames = [start_in_browser(c.pages[0], app.base) for c in contexts]
+    time.sleep(WARM_UP_S)
+    counts0 = [f.evaluate("() => window.facemaskStats.frames") for f in frames]
+    cpu0, t0 = cpu_seconds(app.pid), time.monotonic()
+    time.sleep(args.seconds)
+    elapsed = time.monotonic() - t0
+    two_cpu = 100 * (cpu_seconds(app.pid) - cpu0) / elapsed
+    two_fps = [
+        (f.evaluate("() => window.facemaskStats.frames") - c) / elapsed
+        for f, c in zip(frames, counts0, strict=True)
+    ]
+    return two_fps, two_cpu
+
+
+BASELINE = False
+"""Measuring another checkout (--root): its in-browser page is at /browser, Live at the root."""
+
+
 def main() -> None:
+    global BASELINE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run")
     parser.add_argument("--faces", type=int, nargs="+", default=[1, 3], choices=[1, 2, 3])
+    parser.add_argument("--no-server", action="store_true", help="skip the server-side Live runs")
+    parser.add_argument(
+        "--no-pair", action="store_true", help="skip the run with two browsers streaming"
+    )
+    parser.add_argument(
+        "--root", type=Path, default=REPO, help="checkout to run (default: this one)"
+    )
+    parser.add_argument("--entry", default="serve.py", help="the script `streamlit run` starts")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    chromium = _chromium()
+    BASELINE = args.root.resolve() != REPO
     tmp = Path(tempfile.mkdtemp(prefix="facemask-browser-fps-"))
-    status = tmp / "live-status.json"
-    server, base = start_server(tmp, status)
     rows = []
-    try:
-        with sync_playwright() as playwright:
-
-            def browser(clip: Path, name: str):
-                return playwright.chromium.launch_persistent_context(
-                    str(tmp / f"profile-{name}"),
-                    executable_path=chromium,
-                    headless=True,
-                    args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={clip}"],
-                    viewport={"width": 1280, "height": 900},
-                )
-
-            for n in args.faces:
-                clip = tmp / f"faces-{n}.y4m"
-                write_y4m(clip, camera_picture([load_image(FACES / p) for p in PHOTOS[:n]]), 60)
-                context = browser(clip, f"{n}")
-                in_browser = {
-                    **browser_run(context, base, server.pid, args.seconds),
-                    "load": load(),
-                }
+    with start_app(tmp, None, entry=args.entry, root=args.root) as app, browsers(tmp) as launch:
+        for n in args.faces:
+            clip = people_clip(tmp / f"faces-{n}.y4m", n)
+            page = launch(clip)
+            in_browser = {**browser_run(page.context, app.base, app.pid, args.seconds)}
+            in_browser["load"] = load_average()
+            on_server = {"fps": float("nan"), "server_cpu_pct": float("nan"), "load": "-"}
+            if not args.no_server:
                 on_server = {
-                    **server_run(context, base, status, server.pid, args.seconds),
-                    "load": load(),
+                    **server_run(page.context, app.base, app.status, app.pid, args.seconds),
+                    "load": load_average(),
                 }
-                context.close()
-                rows.append((n, in_browser, on_server))
-                print(f"{n} face(s): browser {in_browser} | server {on_server}", flush=True)
+            page.context.close()
+            rows.append((n, in_browser, on_server))
+            print(f"{n} face(s): browser {in_browser} | server {on_server}", flush=True)
 
-            clip = tmp / f"faces-{args.faces[0]}.y4m"
-            contexts = [browser(clip, f"two-{i}") for i in range(2)]
-            frames = [start_in_browser(c.new_page(), base) for c in contexts]
-            time.sleep(WARM_UP_S)
-            counts0 = [f.evaluate("() => window.facemaskStats.frames") for f in frames]
-            cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-            time.sleep(args.seconds)
-            elapsed = time.monotonic() - t0
-            two_cpu = 100 * (cpu_seconds(server.pid) - cpu0) / elapsed
-            two_fps = [
-                (f.evaluate("() => window.facemaskStats.frames") - c) / elapsed
-                for f, c in zip(frames, counts0, strict=True)
-            ]
-            for context in contexts:
-                context.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if args.no_pair:
+            two_fps = []
+        else:
+            two_fps, two_cpu = two_browsers(launch, app, tmp / f"faces-{args.faces[0]}.y4m", args)
 
     print(f"\n{os.cpu_count()} CPUs; measured {args.seconds:.0f} s per run after {WARM_UP_S:.0f} s")
     print(
-        "| faces | in browser: FPS | detect ms | classify ms | server CPU | load | "
+        "| faces | in browser: FPS | detect ms | classify ms (faces) | server CPU | load | "
         "server-side Live: FPS | server CPU | load |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for n, b, s in rows:
         print(
             f"| {n} | {b['fps']:.1f} ({b['backend']}) | {b['detect_ms']:.1f} | "
-            f"{b['classify_ms']:.1f} | {b['server_cpu_pct']:.1f}% | {b['load']} | "
+            f"{b['classify_ms']:.1f} ({b['classified']:.1f}) | "
+            f"{b['server_cpu_pct']:.1f}% | {b['load']} | "
             f"{s['fps']:.1f} | {s['server_cpu_pct']:.0f}% | {s['load']} |"
         )
+    if not two_fps:
+        return
     print(
         f"\nTwo browsers streaming in the browser mode: {two_fps[0]:.1f} and {two_fps[1]:.1f} FPS;"
-        f" server CPU {two_cpu:.1f}% of one core (load {load()})."
+        f" server CPU {two_cpu:.1f}% of one core (load {load_average()})."
     )
 
 

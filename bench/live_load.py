@@ -3,7 +3,7 @@
     .venv/bin/python bench/live_load.py                     # 1 (baseline), then 2 and 4 sessions
     .venv/bin/python bench/live_load.py --sessions 2 --seconds 30 --profile profile.txt
 
-For each N a fresh `streamlit run app.py` (test mode: loopback WebRTC, status file) serves the
+For each N a fresh `streamlit run serve.py` (test mode: loopback WebRTC, status file) serves the
 shipped default model; every browser presses Start, and once all of them get annotated frames
 the script measures for `--seconds`: annotated frames per second per session (frames that went
 through the pipeline, from the server's status file), the pipeline's median ms per frame, the
@@ -29,14 +29,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
-from test_browser_e2e import (  # noqa: E402  (the browser test's harness: one way to do it)
+from facemask.images import load_image  # noqa: E402
+from harness.browser import (  # noqa: E402  (the browser tests' harness: one way to do it)
     CAMERA_PHOTOS,
-    SHIPPED_MODEL,
     WEBRTC_IFRAME,
-    _read_status,
-    _wait_for,
     browsers,
     camera_picture,
     cpu_seconds,
@@ -44,8 +41,10 @@ from test_browser_e2e import (  # noqa: E402  (the browser test's harness: one w
     start_app,
     write_y4m,
 )
+from harness.browser import read_status as _read_status  # noqa: E402
+from harness.browser import wait_for as _wait_for  # noqa: E402
 
-from facemask.images import load_image  # noqa: E402
+SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
 
 HOT_FRAMES = {
     "gc.collect after each script run (runner.postScriptGC)": "ScriptRunner._on_script_finished",
@@ -129,7 +128,7 @@ def run(n: int, seconds: float, clip: Path, work: Path, profile: Path | None) ->
     with start_app(work / f"app-{n}", SHIPPED_MODEL) as app, browsers(work / f"b-{n}") as launch:
         pages = [launch(clip) for _ in range(n)]
         for page in pages:
-            page.goto(app.base, wait_until="domcontentloaded")
+            page.goto(f"{app.base}/live", wait_until="domcontentloaded")
         for page in pages:
             webrtc = page.frame_locator(WEBRTC_IFRAME)
             webrtc.get_by_role("button", name="Start").click(timeout=120_000)

@@ -1,9 +1,11 @@
 """Streamlit custom component: the webcam processed entirely in the user's browser.
 
-The frontend (frontend/src, bundled into frontend/build by `make browser`) runs MediaPipe Tasks
-and TF.js; Streamlit serves the build folder at the component's URL, and each model's TF.js
-folder at a URL of its own (Streamlit's component route only serves files inside the folder it
-was given). Logic shared with the Python pipeline comes from facemask.browser.
+The frontend (frontend/src, bundled into frontend/build by `make browser`) runs both models on
+TF.js: the package's BlazeFace .tflite and the chosen model's TF.js export. Streamlit serves the
+build folder at the component's URL, and each model's TF.js folder at a URL of its own, named by
+a hash of its content (Streamlit's component route only serves files inside the folder it was
+given); serving.py lets browsers keep all of these for good. Logic shared with the Python
+pipeline comes from facemask.browser.
 """
 
 from __future__ import annotations
@@ -30,14 +32,25 @@ def _component() -> components.CustomComponent:
     return components.declare_component("browser_live", path=str(BUILD_DIR))
 
 
+@functools.lru_cache(maxsize=64)
+def _content_hash(folder: Path, stamp: tuple) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def serve_model(tfjs_dir: Path) -> str:
     """Serve one model's TF.js folder (model.json + shards, nothing else) and return its
-    model.json URL relative to the component's page. The URL changes with the model's files,
-    so a browser never mixes a cached old shard with a new model.json."""
-    model_json = tfjs_dir / "model.json"
-    stamp = f"{tfjs_dir.resolve()}:{model_json.stat().st_mtime_ns}:{model_json.stat().st_size}"
-    name = "model_" + hashlib.sha256(stamp.encode()).hexdigest()[:16]
-    components.declare_component(name, path=str(tfjs_dir))
+    model.json URL relative to the component's page. The URL is named by a hash of the
+    folder's content, so browsers may keep its files for good (serving.py) and never mix a
+    cached old shard with a new model.json."""
+    folder = tfjs_dir.resolve()
+    stamp = tuple(
+        (p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.iterdir())
+    )
+    name = "model_" + _content_hash(folder, stamp)
+    components.declare_component(name, path=str(folder))
     return f"../{__name__}.{name}/model.json"
 
 

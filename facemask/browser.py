@@ -17,6 +17,29 @@ from facemask.errors import ModelError
 from facemask.pipeline import LABEL_TEXT, FaceTracker, label_color
 
 TFJS_FORMAT = "tfjs_graph_model"
+CAMERA_MESSAGES = {
+    "refused": (
+        "The browser blocked the camera: allow it for this site (the camera icon in the address "
+        "bar) and press Start again."
+    ),
+    "noCamera": "No camera was found: connect one and press Start again.",
+    "busy": (
+        "The camera is in use by another application or could not be started: close that "
+        "application and press Start again."
+    ),
+    "insecure": (
+        "Browsers only allow the camera on secure pages: open the app over https or on localhost "
+        "(this page was opened over plain http from another machine)."
+    ),
+    "noWebAssembly": (
+        "This browser cannot run WebAssembly, which the in-browser models need: use a current "
+        "Chrome, Edge, Firefox or Safari, or the server-side Live page."
+    ),
+}
+"""One sentence for each way a live page's camera can fail, shared by both live pages: the
+in-browser page gets them as component arguments (its no-WebAssembly check, which runs before
+any of its code, repeats that one sentence; a test holds the two equal), the server-side page
+gives them to streamlit-webrtc."""
 
 
 def browser_export(model_dir: str | os.PathLike) -> Path:
@@ -55,7 +78,7 @@ def component_args(card: dict[str, Any], min_score: float, min_face: int) -> dic
 
     Labels, thresholds and crop margin from the model card; colours, label texts and the
     smoothing parameters from facemask.pipeline; the detector's NMS from the WEBCAM preset;
-    the detector thresholds from the sidebar.
+    the detector thresholds from the sidebar; the camera error sentences.
     """
     labels = list(card["labels"])
     tracker = {f.name: f.default for f in dataclasses.fields(FaceTracker) if f.name[0] != "_"}
@@ -71,4 +94,5 @@ def component_args(card: dict[str, Any], min_score: float, min_face: int) -> dic
         "minScore": float(min_score),
         "minFace": int(min_face),
         "nmsIou": WEBCAM.nms_iou,
+        "messages": CAMERA_MESSAGES,
     }

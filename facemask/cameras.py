@@ -371,7 +371,7 @@ class Camera:
         try:
             gate.check_size(
                 width, height, f"A frame of camera {self.name}", CameraError,
-                max_side=gate.MAX_VIDEO_SIDE,
+                max_side=gate.MAX_VIDEO_FRAME_SIDE,
             )  # fmt: skip
         except CameraError as exc:
             self._count_rejected(str(exc))

@@ -1,9 +1,9 @@
 """The dashboard in a real headless Chromium: the live webcam page end to end, then every page.
 
-A fake camera plays a real face photo (a .y4m written here); the app runs `streamlit run app.py`
-on a free port with a tiny real model and serves WebRTC over 127.0.0.1 only
-(FACEMASK_WEBRTC_LOOPBACK_ONLY). The server proves it processed frames and found the face by
-writing FACEMASK_TEST_STATUS_FILE. Screenshots go to test-output/screenshots/.
+A fake camera plays a real face photo (a .y4m written here); the app runs `streamlit run
+serve.py` (harness.browser.start_app) on a free port with a tiny real model and serves WebRTC
+over 127.0.0.1 only (FACEMASK_WEBRTC_LOOPBACK_ONLY). The server proves it processed frames and
+found the face by writing FACEMASK_TEST_STATUS_FILE. Screenshots go to test-output/screenshots/.
 """
 
 from __future__ import annotations
@@ -11,16 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
 from urllib.parse import urljoin
 
 import cv2
@@ -28,6 +22,15 @@ import numpy as np
 import pytest
 
 from facemask.images import load_image
+from harness import browser as harness
+from harness.browser import (
+    CAMERA_PHOTOS,
+    WEBRTC_IFRAME,
+    App,
+    camera_picture,
+    process_memory_mb,
+    write_y4m,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -36,168 +39,28 @@ SCREENSHOTS = REPO / "test-output" / "screenshots"
 APP_MEMORY_LIMIT_MB = 2048
 """The app with the default model and one live session stays under 2 GB resident."""
 SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
-CAMERA_PHOTOS = ("with_mask_00002.jpg", "without_mask_00599.jpg")
-"""Two people from tests/data/faces, side by side in front of the fake camera."""
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
-WEBRTC_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
-FRAME_SIZE = (640, 480)
+LIVE_PATH = "/live"
+"""The server-side Live page (the app's root is Live in your browser)."""
 
-# Chromium honours only its last --disable-features switch: Playwright's own list (1.56,
-# chromiumSwitches.js) plus WebRtcHideLocalIpsWithMdns, so ICE offers 127.0.0.1 itself and
-# opens no mDNS socket.
-DISABLED_FEATURES = (
-    "AcceptCHFrame,AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,"
-    "DialMediaRouteProvider,GlobalMediaControls,HttpsUpgrades,LensOverlay,MediaRouter,"
-    "PaintHolding,ThirdPartyStoragePartitioning,Translate,AutoDeElevate,RenderDocument,"
-    "WebRtcHideLocalIpsWithMdns"
-)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    f"--disable-features={DISABLED_FEATURES}",
-]
+_wait_for = harness.wait_for
+_read_status = harness.read_status
+_tail = harness.tail
 
 
 def _chromium() -> str:
-    for path in CHROMIUM_CANDIDATES:
-        if os.access(path, os.X_OK):
-            return path
-    message = "Debian's chromium is not installed (scripts/install-browser.sh installs it)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + "; CI must run the browser test.")
-    pytest.skip(message + ".")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(what: str, check: Callable[[], object], timeout: float, poll: float = 0.25):
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
-
-
-def _read_status(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def camera_picture(photos: list[np.ndarray]) -> np.ndarray:
-    """A 640x480 RGB picture with the photos side by side on gray, like people at a webcam."""
-    width, height = FRAME_SIZE
-    canvas = np.full((height, width, 3), 110, dtype=np.uint8)
-    slot = width // len(photos)
-    for i, rgb in enumerate(photos):
-        scale = min(0.9 * height / rgb.shape[0], 0.9 * slot / rgb.shape[1])
-        size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
-        face = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        y, x = (height - face.shape[0]) // 2, i * slot + (slot - face.shape[1]) // 2
-        canvas[y : y + face.shape[0], x : x + face.shape[1]] = face
-    return canvas
-
-
-def write_y4m(path: Path, rgb: np.ndarray, frames: int = 30) -> None:
-    """A YUV4MPEG2 clip of one 640x480 picture for Chromium's fake camera (no ffmpeg needed)."""
-    height, width = rgb.shape[:2]
-    i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes()
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(frames):
-            out.write(b"FRAME\n" + i420)
-
-
-class App(NamedTuple):
-    """A running `streamlit run app.py`: its URL, status file, log file and process id."""
-
-    base: str
-    status: Path
-    log: Path
-    pid: int
+        return harness.chromium()
+    except harness.BrowserMissing as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{exc}; CI must run the browser test.")
+        pytest.skip(str(exc))
 
 
 @contextmanager
 def start_app(tmp_path: Path, model_dir: Path, **env_vars: str) -> Iterator[App]:
-    """`streamlit run app.py` on a free port serving a copy of `model_dir`, in test mode
-    (loopback-only WebRTC, the status file); `env_vars` add to its environment."""
-    models = tmp_path / "models"
-    shutil.copytree(model_dir, models / model_dir.name)
-    status = tmp_path / "live-status.json"
-    log_path = tmp_path / "streamlit.log"
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FACEMASK_MODELS_DIR": str(models),
-        "FACEMASK_RUNS_DIR": str(tmp_path / "runs"),
-        "FACEMASK_WEBRTC_LOOPBACK_ONLY": "1",
-        "FACEMASK_TEST_STATUS_FILE": str(status),
-        "FACEMASK_ICE_SERVERS": "",
-        "FACEMASK_ICE_SERVERS_FILE": "",
-        "PYTHONUNBUFFERED": "1",
-        **env_vars,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if server.poll() is not None:
-            raise AssertionError(f"streamlit exited early:\n{_tail(log_path)}")
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        _wait_for("the Streamlit server's health check", healthy, timeout=90, poll=0.5)
-        yield App(base, status, log_path, server.pid)
-    finally:
-        print(f"--- streamlit log (last lines) ---\n{_tail(log_path, 80)}")  # shown on failure
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+    """harness.start_app: the app on a free port in test mode, serving a copy of `model_dir`."""
+    with harness.start_app(tmp_path, model_dir, **env_vars) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -217,22 +80,6 @@ def app_server(
         yield app
 
 
-def process_memory_mb(pid: int) -> dict[str, float]:
-    """Current and peak resident memory of a process in MB (Linux /proc): rss_mb, peak_rss_mb."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0]) / 1024  # kB -> MB
-    return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _server_memory(pid: int) -> dict:
     """Current and peak resident memory of the app server, also written to
     test-output/app-memory.json for the README's figures."""
@@ -249,56 +96,12 @@ def _tail(path: Path, lines: int = 60) -> str:
         return "(no server log)"
 
 
-@contextmanager
-def browsers(tmp_path: Path) -> Iterator[Callable[[Path | None], Any]]:
-    """Headless Chromium: `launch(clip)` gives a page whose camera plays that y4m clip;
-    `launch(None)` a page whose camera permission is refused. Each call is its own browser."""
-    chromium = _chromium()
-    from playwright import sync_api
-
-    home = tmp_path / "browser-home"
-    for sub in ("config", "cache", "data"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / "config"),
-        "XDG_CACHE_HOME": str(home / "cache"),
-        "XDG_DATA_HOME": str(home / "data"),
-    }
-    contexts = []
-    with sync_api.sync_playwright() as playwright:
-
-        def launch(clip: Path | None):
-            args = [*CHROMIUM_ARGS]
-            if clip is None:  # no auto-accepting permission prompt: headless Chromium refuses
-                args.remove("--use-fake-ui-for-media-stream")
-            else:
-                args.append(f"--use-file-for-fake-video-capture={clip}")
-            context = playwright.chromium.launch_persistent_context(
-                str(tmp_path / f"profile-{len(contexts)}"),
-                executable_path=chromium,
-                headless=True,
-                args=args,
-                env=env,
-                viewport={"width": 1400, "height": 900},
-            )
-            contexts.append(context)
-            context.set_default_timeout(60_000)
-            return context.pages[0] if context.pages else context.new_page()
-
-        try:
-            yield launch
-        finally:
-            for context in contexts:
-                context.close()
-
-
 @pytest.fixture()
 def launch_browser(tmp_path: Path):
     """`launch(clip)` (see `browsers`), closed after the test."""
     pytest.importorskip("playwright.sync_api")
-    with browsers(tmp_path) as launch:
+    _chromium()
+    with harness.browsers(tmp_path) as launch:
         yield launch
 
 
@@ -392,7 +195,7 @@ def test_live_page_streams_annotated_video_then_every_page_renders(
 ):
     base, status_file, log_path, server_pid = app_server
     page = launch_browser(camera_clip)
-    page.goto(base, wait_until="domcontentloaded")
+    page.goto(base + LIVE_PATH, wait_until="domcontentloaded")
     page.get_by_role("heading", name="Live webcam").wait_for(timeout=90_000)
     webrtc = page.frame_locator(WEBRTC_IFRAME)
     webrtc.get_by_role("button", name="Start").wait_for(state="visible", timeout=90_000)
@@ -443,7 +246,7 @@ def test_live_page_streams_annotated_video_then_every_page_renders(
 
     # 3. Come back and start again (the state left behind must not block a new stream),
     #    then Stop: Start reappears and processing stops.
-    _open_page(page, "Live", "Live webcam")
+    _open_page(page, "Live (on the server)", "Live webcam")
     webrtc = page.frame_locator(WEBRTC_IFRAME)
     _start_and_wait_for_faces(webrtc, status_file, log_path, frames=3)
     memory = _server_memory(server_pid)  # every page visited, a live session streaming
@@ -464,7 +267,7 @@ def test_a_refused_camera_gets_an_explanation_and_no_stream(app_server, launch_b
         _wait_until_no_frames(status_file, 3.0, "before the test")
     processed = _read_status(status_file).get("processed", 0)
     page = launch_browser(None)
-    page.goto(base, wait_until="domcontentloaded")
+    page.goto(base + LIVE_PATH, wait_until="domcontentloaded")
     page.get_by_role("heading", name="Live webcam").wait_for(timeout=90_000)
     webrtc = page.frame_locator(WEBRTC_IFRAME)
     webrtc.get_by_role("button", name="Start").click(timeout=90_000)
@@ -486,7 +289,7 @@ def test_two_live_sessions_both_get_annotated_frames_and_neither_starves(
     pages = [launch_browser(camera_clip) for _ in range(2)]
     frames = []
     for page in pages:
-        page.goto(base, wait_until="domcontentloaded")
+        page.goto(base + LIVE_PATH, wait_until="domcontentloaded")
         page.get_by_role("heading", name="Live webcam").wait_for(timeout=90_000)
         frames.append(page.frame_locator(WEBRTC_IFRAME))
     for webrtc in frames:
@@ -532,16 +335,16 @@ def test_beyond_capacity_a_session_is_told_the_server_is_busy(
     work = tmp_path_factory.mktemp("busy-app")
     with start_app(work, tiny_model_dir, FACEMASK_LIVE_MAX_SESSIONS="1") as app:
         first, second = launch_browser(camera_clip), launch_browser(camera_clip)
-        first.goto(app.base, wait_until="domcontentloaded")
+        first.goto(app.base + LIVE_PATH, wait_until="domcontentloaded")
         webrtc = first.frame_locator(WEBRTC_IFRAME)
         _start_and_wait_for_faces(webrtc, app.status, app.log, frames=3)
 
-        second.goto(app.base, wait_until="domcontentloaded")
+        second.goto(app.base + LIVE_PATH, wait_until="domcontentloaded")
         busy = second.get_by_text("The server is busy")
         busy.wait_for(timeout=90_000)
         warning = second.get_by_test_id("stAlertContentWarning")
         href = warning.get_by_role("link", name="Live in your browser").get_attribute("href")
-        assert urljoin(second.url, href) == f"{app.base}/browser"  # the in-browser page
+        assert urljoin(second.url, href) == f"{app.base}/"  # the in-browser page, the root
         assert second.locator(WEBRTC_IFRAME).count() == 0  # no camera offered at all
         _no_exceptions(second, "Live")
 

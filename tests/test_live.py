@@ -502,14 +502,15 @@ APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
 def run_live_page(monkeypatch, models_dir: Path, runs_dir: Path, **env: str):
-    """app.py's default page (Live) under AppTest; it must stop before the WebRTC component."""
+    """app.py's server-side Live page under AppTest; it must stop before the WebRTC component."""
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("FACEMASK_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("FACEMASK_RUNS_DIR", str(runs_dir))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.switch_page("app_pages/live.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Live webcam"
     return at
@@ -542,7 +543,7 @@ def test_a_full_server_says_so_and_the_sidebar_shows_the_webcam_preset(
     )
     [warning] = at.warning
     assert warning.value.startswith("The server is busy")
-    assert "](./browser)" in warning.value  # the in-browser page, by its URL path
+    assert "](./)" in warning.value  # the in-browser page: the app's default page, at its root
     assert _sliders(at) == (WEBCAM.min_score, WEBCAM.min_face)
     assert preset_caption("webcam") in [c.value for c in at.sidebar.caption]
 

@@ -1,14 +1,15 @@
 // The mask classifier (TF.js), run in a Web Worker so that classifying one frame's faces
-// overlaps detecting the next frame's (MediaPipe, on the page's own thread).
+// overlaps detecting the next frame's (BlazeFace on TF.js, on the page's own thread).
 //
-// Messages in:  {id, type: "load", modelUrl, wasmPath, inputSize}
+// Messages in:  {id, type: "load", modelUrl, wasm: {file name: URL}, inputSize}
 //               {id, type: "classify", pixels: Float32Array (N x S x S x 3), count}
 // Messages out: {id, backend} | {id, probabilities: Float32Array, ms} | {id, error}
 
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import "@tensorflow/tfjs-backend-webgl";
-import { loadGraphModel } from "@tensorflow/tfjs-converter";
 import * as tf from "@tensorflow/tfjs-core";
+
+import { loadFolded } from "./fuse.js";
 
 let model = null;
 let size = 0;
@@ -55,10 +56,10 @@ async function chooseBackend() {
 
 async function handle(message) {
   if (message.type === "load") {
-    setWasmPaths(message.wasmPath);
+    setWasmPaths(message.wasm);
     await tf.setBackend("wasm"); // weights load onto a backend; chooseBackend may move them
     model?.dispose();
-    model = await loadGraphModel(message.modelUrl);
+    model = await loadFolded(message.modelUrl);
     size = message.inputSize;
     return { backend: await chooseBackend() };
   }

@@ -1,16 +1,26 @@
 // "Live in your browser": the webcam, the face detector and the mask classifier all run in this
-// page. MediaPipe Tasks runs the package's BlazeFace short-range model here; TF.js runs the
-// chosen model's TF.js export in a Web Worker (classifier.js), so classifying frame k overlaps
-// detecting frame k + 1. Every file comes from the app itself (see index.html's CSP).
+// page, on one runtime (TF.js, WebAssembly). The detector is the package's BlazeFace .tflite, read
+// by tflite.js and decoded by faces.js as facemask.detect does; it runs on this thread. The chosen
+// model's TF.js export runs in Web Workers (classifier.js), so classifying frame k overlaps
+// detecting frame k + 1; with two cores or more, two workers share each frame's faces. Only new
+// and moved faces are classified each frame, and each still face every few frames (reuse.js):
+// the page waits for the classifier only for a new or moved face. Every file
+// comes from the app itself (see index.html's CSP), under a content-hashed name listed in
+// index.html's asset manifest.
 
-import { FaceDetector, FilesetResolver } from "@mediapipe/tasks-vision";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import * as tf from "@tensorflow/tfjs-core";
 
-import { cropFaces, squareBox } from "./crop.js";
+import { cropFaces } from "./crop.js";
+import { drawDetections } from "./draw.js";
+import { createDetector } from "./detector.js";
 import { MESSAGES, cameraMessage } from "./messages.js";
+import { RecentClassifications } from "./reuse.js";
 import { connect, setFrameHeight } from "./streamlit.js";
 import { FaceTracker, decide } from "./tracker.js";
 
 const WINDOW = 30; // frames in the rolling FPS and median ms
+const CLASSIFIER_WORKERS = (navigator.hardwareConcurrency || 1) >= 2 ? 2 : 1;
 const $ = (id) => document.getElementById(id);
 const ui = {
   start: $("start"), stop: $("stop"), video: $("video"), overlay: $("overlay"),
@@ -20,18 +30,23 @@ const grab = document.createElement("canvas"); // the current frame, read by bot
 const grabContext = grab.getContext("2d", { willReadFrequently: true });
 
 let args = null; // the latest component args from Python
-let models = null; // Promise<{detector, imageDetector, classifier, backend}>
+let models = null; // Promise<{detector, classifier, backend}>
 let modelsKey = "";
 let stream = null;
 let tracker = null;
+let recent = null; // the faces' recent classifications, reused while a face stays put (reuse.js)
 let running = false;
-const history = { stamps: [], detect: [], classify: [], crop: [] };
+const history = { stamps: [], detect: [], classify: [], crop: [], classified: [] };
 let cropMs = 0; // of the last classify(): reading pixels back and cutting the crops
+let busy = 0; // classifier calls on their way
+let failure = null; // a classifier call that failed while nobody waited for it
 
 window.facemaskStats = emptyStats();
 
 function emptyStats() {
-  return { frames: 0, fps: 0, backend: "", detectMs: 0, classifyMs: 0, faces: [], running: false };
+  return {
+    frames: 0, fps: 0, backend: "", detectMs: 0, classifyMs: 0, classified: 0, faces: [], running: false,
+  };
 }
 
 function showMessage(text) {
@@ -45,6 +60,10 @@ function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function mean(values) {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0;
 }
 
 function push(list, value) {
@@ -82,88 +101,78 @@ function classifierWorker(url) {
   };
 }
 
-async function loadModels(a) {
+/** The build's content-hashed files as URLs, from index.html's manifest (build.mjs writes it):
+ * {classifier, detector, wasm: {TF.js wasm file name: URL}}. */
+function assets() {
   const base = new URL(".", window.location.href);
-  const fileset = await FilesetResolver.forVisionTasks(new URL("mediapipe", base).href);
-  const detectorOptions = (mode) => ({
-    baseOptions: { modelAssetPath: new URL("models/face_detection_short_range.tflite", base).href, delegate: "CPU" },
-    runningMode: mode,
-    minDetectionConfidence: a.minScore,
-    minSuppressionThreshold: a.nmsIou,
-  });
-  const detector = await FaceDetector.createFromOptions(fileset, detectorOptions("VIDEO"));
-  // Still pictures (facemaskAnalyze, for the tests) get their own IMAGE-mode detector, on use.
-  let imageDetector = null;
-  const stillDetector = async () => {
-    imageDetector ??= FaceDetector.createFromOptions(fileset, detectorOptions("IMAGE"));
-    return imageDetector;
-  };
-  const classifier = classifierWorker(new URL("classifier.js", base));
-  const { backend } = await classifier.call({
-    type: "load",
-    modelUrl: new URL(a.modelUrl, base).href,
-    wasmPath: new URL("tfjs/", base).href,
-    inputSize: a.inputSize,
-  });
-  return { detector, stillDetector, classifier, backend, minScore: a.minScore };
+  const resolve = (value) => typeof value === "string"
+    ? new URL(value, base).href
+    : Object.fromEntries(Object.entries(value).map(([name, file]) => [name, resolve(file)]));
+  return resolve(JSON.parse(document.querySelector('meta[name="facemask-assets"]').content));
 }
 
-/** (Re)load the models when the chosen model changes; apply new detector thresholds. */
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`HTTP ${response.status} for ${new URL(url).pathname}`);
+  return response.arrayBuffer();
+}
+
+/** BlazeFace on this thread's TF.js (WebAssembly): detector.js's detect(frame, options). */
+async function loadDetector(files) {
+  setWasmPaths(files.wasm);
+  if (!(await tf.setBackend("wasm"))) throw new Error("TF.js could not start WebAssembly");
+  const detector = createDetector(tf, await fetchBytes(files.detector));
+  const still = { data: new Uint8ClampedArray(4 * 64 * 48), width: 64, height: 48 };
+  detector.detect(still, { minScore: 1, nmsIou: 0.3, minFace: 0 }); // the first run compiles
+  return detector;
+}
+
+async function loadModels(a) {
+  const files = assets();
+  const detector = await loadDetector(files);
+  const load = {
+    type: "load",
+    modelUrl: new URL(a.modelUrl, window.location.href).href,
+    wasm: files.wasm,
+    inputSize: a.inputSize,
+  };
+  // One after the other: the second worker finds every file in the browser's cache.
+  const workers = [];
+  let backend = "";
+  for (let i = 0; i < CLASSIFIER_WORKERS; i++) {
+    const worker = classifierWorker(files.classifier);
+    workers.push(worker);
+    ({ backend } = await worker.call(load));
+  }
+  const classifier = {
+    workers,
+    terminate: () => workers.forEach((w) => w.terminate()),
+  };
+  return { detector, classifier, backend };
+}
+
+/** (Re)load the models when the chosen model changes. */
 function ensureModels(a) {
   const key = `${a.modelUrl}`;
   if (key !== modelsKey) {
     modelsKey = key;
     const previous = models;
-    const loading = loadModels(a).catch((error) => {
+    const loading = (previous ? previous.catch(() => null) : Promise.resolve(null)).then((old) => {
+      old?.classifier.terminate(); // the detector's TF.js is this thread's: one at a time
+      old?.detector.close();
+      return loadModels(a);
+    }).catch((error) => {
       throw Object.assign(error instanceof Error ? error : new Error(String(error)), { loading: true });
     });
     models = loading;
-    // The old models go once the new ones are ready (the live loop then switches to them).
-    previous?.then((old) => loading.finally(() => {
-      old.classifier.terminate();
-      old.detector.close();
-    })).catch(() => {});
     loading.catch((error) => showMessage(MESSAGES.modelFailed(error.message)));
   }
-  return models.then(async (m) => {
-    if (m.minScore !== a.minScore) {
-      m.minScore = a.minScore;
-      await m.detector.setOptions({ minDetectionConfidence: a.minScore });
-      await (await m.stillDetector()).setOptions({ minDetectionConfidence: a.minScore });
-    }
-    return m;
-  });
+  return models;
 }
 
-/** Faces in pixels, clipped to the frame, filtered by size; as facemask.detect does. */
-function findFaces(detector, source, width, height, timestamp) {
-  const result = timestamp === undefined ? detector.detect(source) : detector.detectForVideo(source, timestamp);
-  const faces = [];
-  for (const d of result.detections) {
-    const b = d.boundingBox;
-    if (!b) continue;
-    const clip = (v, hi) => Math.trunc(Math.min(Math.max(v, 0), hi));
-    const box = [
-      clip(b.originX, width), clip(b.originY, height),
-      clip(b.originX + b.width, width), clip(b.originY + b.height, height),
-    ];
-    if (box[2] <= box[0] || box[3] <= box[1]) continue;
-    if (Math.min(box[2] - box[0], box[3] - box[1]) < args.minFace) continue;
-    faces.push({ box, score: Math.max(0, ...d.categories.map((c) => c.score)) });
-  }
-  return faces.sort((a, b) => b.score - a.score);
-}
-
-/** The frame's pixels, read back only over the faces' crop squares: [pixels, origin]. */
-function readFaces(faces, width, height) {
-  if (!faces.length) return [null, [0, 0]];
-  const squares = faces.map((f) => squareBox(f.box, args.margin));
-  const x0 = Math.max(0, Math.min(...squares.map((b) => b[0])));
-  const y0 = Math.max(0, Math.min(...squares.map((b) => b[1])));
-  const x1 = Math.min(width, Math.max(...squares.map((b) => b[2])));
-  const y1 = Math.min(height, Math.max(...squares.map((b) => b[3])));
-  const region = grabContext.getImageData(x0, y0, Math.max(1, x1 - x0), Math.max(1, y1 - y0));
-  return [region, [x0, y0]];
+/** Faces in pixels, clipped to the frame, filtered by size: facemask.detect's WEBCAM preset. */
+function findFaces(detector, frame) {
+  return detector.detect(frame, { minScore: args.minScore, nmsIou: args.nmsIou, minFace: args.minFace });
 }
 
 /** Cut the faces' crops (raw RGB) for the classifier: Float32Array or null. */
@@ -174,19 +183,38 @@ function crops([frame, origin], faces, start) {
   return pixels;
 }
 
-/** Class probabilities for each face (one batch in the worker): {probabilities: [[p]], ms}. */
+/** Class probabilities for each face, the faces shared between the workers (one batch each):
+ * {probabilities: [[p]], ms} (ms: the slowest worker's). */
 async function classify(classifier, pixels, count) {
   if (!count) return { probabilities: [], ms: 0 };
-  const { probabilities, ms } = await classifier.call(
-    { type: "classify", pixels, count },
-    [pixels.buffer],
+  const { workers } = classifier;
+  const per = pixels.length / count;
+  const shares = Math.min(workers.length, count);
+  const answers = await Promise.all(
+    Array.from({ length: shares }, (_, w) => {
+      const first = Math.round((w * count) / shares);
+      const last = Math.round(((w + 1) * count) / shares);
+      const part = shares === 1 ? pixels : pixels.slice(first * per, last * per);
+      return workers[w].call({ type: "classify", pixels: part, count: last - first }, [part.buffer]);
+    }),
   );
   const n = args.labels.length;
-  const rows = Array.from({ length: count }, (_, i) => Array.from(probabilities.slice(i * n, (i + 1) * n)));
-  return { probabilities: rows, ms };
+  const rows = [];
+  for (const { probabilities } of answers) {
+    for (let i = 0; i < probabilities.length; i += n) rows.push(Array.from(probabilities.slice(i, i + n)));
+  }
+  return { probabilities: rows, ms: Math.max(...answers.map((a) => a.ms)) };
 }
 
-/** Detect the faces of the current camera frame and cut their crops (this thread). */
+/** A fresh tracker and reuse plan: at Start and whenever the model or the settings change. */
+function resetTracking() {
+  tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
+  recent = new RecentClassifications();
+}
+
+/** Detect the faces of the current camera frame and cut the crops of those to classify now
+ * (reuse.js decides which; it refreshes a still face only when the classifier is idle): this
+ * thread. */
 function detectFrame(m) {
   const { video } = ui;
   const width = video.videoWidth;
@@ -198,22 +226,49 @@ function detectFrame(m) {
   }
   const t0 = performance.now();
   grabContext.drawImage(video, 0, 0, width, height);
-  const faces = findFaces(m.detector, grab, width, height, t0);
+  const image = grabContext.getImageData(0, 0, width, height);
+  const faces = findFaces(m.detector, image);
   const t1 = performance.now();
-  const pixels = crops(readFaces(faces, width, height), faces, t1);
-  return { faces, pixels, width, height, detectMs: t1 - t0, cropMs: faces.length ? cropMs : 0 };
+  const plan = recent.plan(faces.map((f) => f.box), { refresh: busy === 0 });
+  const pixels = crops([image, [0, 0]], plan.classify.map((i) => faces[i]), t1);
+  const count = plan.classify.length;
+  return { faces, plan, count, pixels, width, height, detectMs: t1 - t0, cropMs: count ? cropMs : 0 };
 }
 
-/** A frame's classification is back: smooth, draw, and update the stats. */
-function finishFrame(m, frame, { probabilities, ms }) {
+/** Send a frame's crops to the classifier; its answers fill the frame's reuse entries (and
+ * those of later frames that reuse them). Nobody waits here: see answered(). */
+function submit(m, frame) {
+  if (!frame.count) return;
+  busy += 1;
+  const job = classify(m.classifier, frame.pixels, frame.count)
+    .then(({ probabilities, ms }) => {
+      RecentClassifications.fill(frame.plan, probabilities);
+      push(history.classify, frame.cropMs + ms);
+      push(history.crop, frame.cropMs);
+    })
+    .finally(() => (busy -= 1));
+  job.catch((error) => {
+    if (!error?.replaced) failure ??= error;
+  });
+  for (const i of frame.plan.classify) frame.plan.entries[i].job = job;
+}
+
+/** Resolves when every face of the frame has probabilities: at once unless a face is new or
+ * moved and its classification is still on its way (a refresh has its previous answer). */
+function answered(frame) {
+  const waiting = frame.plan.entries.filter((e) => !RecentClassifications.answer(e));
+  return Promise.all(waiting.map((e) => e.job));
+}
+
+/** Every face of a frame has probabilities: smooth, draw, and update the stats. */
+function finishFrame(m, frame) {
   const detections = tracker.update(
-    frame.faces.map((f, i) => ({ ...f, probabilities: probabilities[i] })),
+    frame.faces.map((f, i) => ({ ...f, probabilities: RecentClassifications.answer(frame.plan.entries[i]) })),
   );
   draw(detections, frame.width, frame.height);
   push(history.stamps, performance.now());
   push(history.detect, frame.detectMs);
-  push(history.classify, frame.cropMs + ms);
-  push(history.crop, frame.cropMs);
+  push(history.classified, frame.count);
   const span = (history.stamps.at(-1) - history.stamps[0]) / 1000;
   const stats = window.facemaskStats;
   Object.assign(stats, {
@@ -221,8 +276,9 @@ function finishFrame(m, frame, { probabilities, ms }) {
     fps: span > 0 ? (history.stamps.length - 1) / span : 0,
     backend: m.backend,
     detectMs: median(history.detect),
-    classifyMs: median(history.classify),
-    cropMs: median(history.crop), // part of classifyMs
+    classifyMs: mean(history.classify), // a classifier call: cutting the crops, then the model
+    cropMs: mean(history.crop), // part of classifyMs
+    classified: mean(history.classified), // faces classified per frame (the others reuse)
     faces: detections.map((d) => ({
       box: d.box, label: d.label, confidence: d.confidence, trackId: d.trackId,
     })),
@@ -230,7 +286,7 @@ function finishFrame(m, frame, { probabilities, ms }) {
   });
   ui.status.textContent =
     `${stats.fps.toFixed(1)} FPS · detect ${stats.detectMs.toFixed(1)} ms · classify ` +
-    `${stats.classifyMs.toFixed(1)} ms per frame · TF.js ${m.backend} · ` +
+    `${stats.classifyMs.toFixed(1)} ms a call, ${stats.classified.toFixed(1)} faces a frame · TF.js ${m.backend} · ` +
     `${detections.length} face${detections.length === 1 ? "" : "s"}`;
 }
 
@@ -242,26 +298,7 @@ function draw(detections, width, height) {
   }
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, width, height);
-  const scale = Math.max(0.45, Math.min(1.2, width / 900));
-  const thickness = Math.max(1, Math.round(scale * 2));
-  ctx.font = `${Math.round(26 * scale)}px sans-serif`;
-  ctx.textBaseline = "top";
-  for (const d of detections) {
-    const [x1, y1, x2, y2] = d.box;
-    const [r, g, b] = args.colors[d.label] || args.fallbackColor;
-    const color = `rgb(${r}, ${g}, ${b})`;
-    ctx.strokeStyle = color;
-    ctx.lineWidth = thickness;
-    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const text = `${args.labelText[d.label] || d.label} ${Math.round(d.confidence * 100)}%`;
-    const tw = ctx.measureText(text).width;
-    const th = Math.round(30 * scale);
-    const ty = y1 - th >= 0 ? y1 - th : Math.min(y2 + 2, height - th);
-    ctx.fillStyle = color;
-    ctx.fillRect(x1, ty, tw + 8, th);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(text, x1 + 4, ty + 2);
-  }
+  drawDetections(ctx, detections, width, height, args);
 }
 
 /**
@@ -289,7 +326,7 @@ async function loop(initial) {
       ? new Promise((resolve) => (wake = resolve))
       : new Promise((resolve) => requestAnimationFrame(resolve));
   let processed = -1;
-  let previous = null; // the frame being classified in the worker, and its answer to come
+  let previous = null; // the frame detected last, finished once its faces have answers
   while (live()) {
     if (video.readyState < 2 || (video.requestVideoFrameCallback && presented === processed)) {
       await nextFrame();
@@ -297,25 +334,27 @@ async function loop(initial) {
     }
     processed = presented;
     try {
+      if (failure) throw failure;
       const current = await ensureModels(args); // the sidebar may have chosen another model
       if (!live()) break;
       if (current !== m) {
         m = current;
         previous = null;
-        tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
+        resetTracking();
         Object.assign(window.facemaskStats, { backend: m.backend });
       }
       const frame = detectFrame(m); // overlaps the worker classifying the previous frame
-      const job = frame && classify(m.classifier, frame.pixels, frame.faces.length);
+      if (frame) submit(m, frame);
       if (previous) {
-        const answer = await previous.job;
+        await answered(previous);
         if (!live()) break;
-        finishFrame(m, previous.frame, answer);
+        finishFrame(m, previous);
       }
-      previous = frame && { frame, job };
+      previous = frame;
     } catch (error) {
       if (error?.replaced) {
         previous = null; // a frame for the model just replaced: drop it
+        resetTracking();
         continue;
       }
       stop();
@@ -331,17 +370,18 @@ async function loop(initial) {
 async function start() {
   showMessage("");
   if (!navigator.mediaDevices?.getUserMedia || !window.isSecureContext) {
-    showMessage(MESSAGES.insecure);
+    showMessage(args.messages.insecure);
     return;
   }
   ui.start.disabled = true;
+  failure = null;
   try {
     const devices = await navigator.mediaDevices.enumerateDevices();
     if (!devices.some((d) => d.kind === "videoinput")) throw Object.assign(new Error(), { name: "NotFoundError" });
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (error) {
     ui.start.disabled = false;
-    showMessage(cameraMessage(error));
+    showMessage(cameraMessage(error, args.messages));
     return;
   }
   ui.video.srcObject = stream;
@@ -359,7 +399,7 @@ async function start() {
     return; // the message is already shown
   }
   if (!running) return;
-  tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
+  resetTracking();
   for (const list of Object.values(history)) list.length = 0;
   Object.assign(window.facemaskStats, emptyStats(), { backend: m.backend, running: true });
   loop(m);
@@ -393,7 +433,7 @@ window.facemaskAnalyze = async ({ width, height, rgb }) => {
     frame.data[j + 2] = bytes[i + 2];
     frame.data[j + 3] = 255;
   }
-  const faces = findFaces(await m.stillDetector(), frame, width, height);
+  const faces = findFaces(m.detector, frame);
   const pixels = crops([frame, [0, 0]], faces, performance.now());
   const { probabilities } = await classify(m.classifier, pixels, faces.length);
   return faces.map((f, i) => {
@@ -412,7 +452,7 @@ function onRender(newArgs) {
   window.facemaskSettings = { minScore, minFace, modelUrl, thresholds };
   if (first) {
     if (typeof WebAssembly !== "object") return; // check.js has said why, and disabled Start
-    if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) showMessage(MESSAGES.insecure);
+    if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) showMessage(args.messages.insecure);
     ui.status.textContent = "Loading the models…";
     ensureModels(args).then(
       (m) => { ui.status.textContent = `Models ready (TF.js ${m.backend}). Press Start.`; window.facemaskStats.backend = m.backend; },
@@ -420,7 +460,7 @@ function onRender(newArgs) {
     );
   } else {
     ensureModels(args).catch(() => {});
-    if (tracker) tracker = new FaceTracker(args.tracker, args.labels, args.thresholds);
+    if (tracker) resetTracking();
   }
   setFrameHeight();
 }
