@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from facemask import access
 from facemask.card import decision_text
 from facemask.classify import MaskClassifier
 from facemask.compare import latency_per_face_ms, served_file_mb
@@ -35,6 +36,8 @@ PRESET_CAPTIONS = {
 }
 _SETTINGS_KEY = "facemask_settings"
 _THRESHOLDS_KEY = "facemask_thresholds"  # preset -> (min_score, min_face) chosen
+_OPERATOR_KEY = "facemask_operator"  # True once this session signed in with the password
+_ATTEMPTS_KEY = "facemask_sign_in_attempts"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,97 @@ def _live_slots(capacity: int) -> SessionSlots:
 def live_slots() -> SessionSlots:
     """The process-wide live session slots (FACEMASK_LIVE_MAX_SESSIONS; raises FacemaskError)."""
     return _live_slots(max_sessions_from_env())
+
+
+# -- the operator (facemask.access) -------------------------------------------------------
+def _oidc_configured() -> bool:
+    """An [auth] section in secrets.toml (st.login's provider), with Authlib to run it."""
+    from streamlit.auth_util import get_secrets_auth_section, is_authlib_installed
+
+    try:
+        return bool(get_secrets_auth_section()) and is_authlib_installed()
+    except Exception:  # a broken secrets.toml is Streamlit's to report; no sign-in then
+        log.warning("could not read the [auth] section of secrets.toml", exc_info=True)
+        return False
+
+
+def access_mode() -> access.Mode:
+    """How this server recognises its operator (where it listens, what is configured)."""
+    return access.access_mode(st.get_option("server.address"), _oidc_configured())
+
+
+@st.cache_resource(show_spinner=False)
+def _password_gate(password: str) -> access.PasswordGate:
+    return access.PasswordGate(password)  # one per server: its back-off spans every session
+
+
+def is_operator() -> bool:
+    """Whether this session may change the server's state (trainings, files written)."""
+    mode = access_mode()
+    if mode is access.Mode.LOCAL:
+        return True
+    if mode is access.Mode.OIDC:
+        return bool(st.user.is_logged_in) and access.oidc_operator(st.user.get("email"))
+    if mode is access.Mode.PASSWORD:
+        return st.session_state.get(_OPERATOR_KEY) is True
+    return False
+
+
+def require_operator_text() -> None:
+    """The sentence a visitor sees where the operator's controls would be."""
+    if access_mode() is access.Mode.CLOSED:
+        st.info(access.MODE_TEXT[access.Mode.CLOSED])
+    else:
+        st.info(access.READ_ONLY_TEXT)
+
+
+def operator_sidebar() -> None:
+    """The sidebar's Operator box: who you are here, and sign-in / sign-out."""
+    mode = access_mode()
+    st.sidebar.header("Operator")
+    if mode in (access.Mode.LOCAL, access.Mode.CLOSED):
+        st.sidebar.caption(access.MODE_TEXT[mode])
+    elif mode is access.Mode.OIDC:
+        _oidc_box()
+    else:
+        _password_box()
+
+
+def _oidc_box() -> None:
+    if not st.user.is_logged_in:
+        st.sidebar.caption(access.MODE_TEXT[access.Mode.OIDC])
+        st.sidebar.button("Sign in", key="operator_login", on_click=st.login)
+        return
+    email = st.user.get("email") or st.user.get("name") or "?"
+    if access.oidc_operator(st.user.get("email")):
+        st.sidebar.success(f"Signed in as {email}: operator.")
+    else:
+        st.sidebar.warning(
+            f"Signed in as {email}, who is not an operator ({access.OPERATORS_ENV})."
+        )
+    st.sidebar.button("Sign out", key="operator_logout", on_click=st.logout)
+
+
+def _password_box() -> None:
+    if st.session_state.get(_OPERATOR_KEY) is True:
+        st.sidebar.success("Signed in as the operator.")
+        if st.sidebar.button("Sign out", key="operator_logout"):
+            st.session_state[_OPERATOR_KEY] = False
+            st.rerun()
+        return
+    st.sidebar.caption(access.MODE_TEXT[access.Mode.PASSWORD])
+    with st.sidebar.form("operator_sign_in", clear_on_submit=True):
+        given = st.text_input("Operator password", type="password", key="operator_password")
+        submitted = st.form_submit_button("Sign in")
+    if not submitted:
+        return
+    gate = _password_gate(os.environ.get(access.PASSWORD_ENV, ""))
+    attempts = st.session_state.setdefault(_ATTEMPTS_KEY, access.SessionAttempts())
+    outcome = gate.try_password(given or "", attempts)
+    if outcome.ok:
+        st.session_state[_OPERATOR_KEY] = True
+        st.rerun()
+    st.sidebar.error(outcome.message)
 
 
 # -- Streamlit workarounds ------------------------------------------------------------------

@@ -33,6 +33,9 @@ def curves_section(store: RunStore) -> None:
 
 
 def compare_section(store: RunStore) -> None:
+    if skipped := store.unreadable():
+        names = ", ".join(name for name, _ in skipped)
+        st.caption(f"Skipped, their card.json cannot be read: {names}.")
     rows = compare.comparison_rows(store.compared_runs())
     if not rows:
         st.info("Nothing to compare yet: ship a model in models/ or finish a training run.")

@@ -267,6 +267,23 @@ def face_crop(
     return crop_faces(rgb, [(0, 0, width, height)], CROP_STORE_SIZE, 0.0)[0], False, False
 
 
+def _cached_crop(png: Path, meta: Path) -> tuple[np.ndarray, bool, bool] | None:
+    """A cached crop and its flags; None when absent or unreadable (then it is recomputed)."""
+    if not (png.is_file() and meta.is_file()):
+        return None
+    cached = cv2.imread(str(png), cv2.IMREAD_COLOR)
+    if cached is None or cached.shape != (CROP_STORE_SIZE, CROP_STORE_SIZE, 3):
+        return None
+    try:
+        info = json.loads(meta.read_bytes().decode("utf-8"))
+        flags = info["face_found"], info["padded_retry"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not all(isinstance(flag, bool) for flag in flags):
+        return None
+    return cv2.cvtColor(cached, cv2.COLOR_BGR2RGB), flags[0], flags[1]
+
+
 def extract_crops(
     items: Sequence[Item],
     detector: FaceDetector,
@@ -284,13 +301,9 @@ def extract_crops(
     for i, item in enumerate(items):
         key = _crop_key(item.digest, detector, margin)
         png, meta = cache / f"{key}.png", cache / f"{key}.json"
-        cached = (
-            cv2.imread(str(png), cv2.IMREAD_COLOR) if png.is_file() and meta.is_file() else None
-        )
-        if cached is not None and cached.shape == (CROP_STORE_SIZE, CROP_STORE_SIZE, 3):
-            crops[i] = cv2.cvtColor(cached, cv2.COLOR_BGR2RGB)
-            info = json.loads(meta.read_text())
-            found[i], padded[i] = info["face_found"], info["padded_retry"]
+        cached = _cached_crop(png, meta)
+        if cached is not None:
+            crops[i], found[i], padded[i] = cached
         else:
             crop, found[i], padded[i] = face_crop(load_image(item.path), detector, margin)
             crops[i] = crop

@@ -136,7 +136,7 @@ def train(
         if not isinstance(saved, dict):
             raise RunError(f"Run {run_id} has nothing to resume: no config.json in {run_dir}.")
         config = TrainConfig(**{**saved, "command": f"{saved.get('command')}  # resumed"})
-        (run_dir / PID_FILE).write_text(str(os.getpid()))
+        store.claim(run_id)
     else:
         run_dir = store.create(run_id)
         write_json(run_dir / CONFIG_FILE, asdict(config))
