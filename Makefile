@@ -1,4 +1,5 @@
-# make run     : set up .venv (first time), build the in-browser page, start the dashboard on the shipped model
+# make run     : set up .venv (first time), build the in-browser page, start the dashboard on the shipped model,
+#                on this machine only (ADDRESS=0.0.0.0 opens it to a network: see docs/security.md)
 # make test    : the same set-up plus test-only tools (pytest, Playwright, Debian's chromium, TF.js), then the suite
 # make browser : (re)build the "Live in your browser" component (npm packages pinned in package-lock.json)
 PYTHON ?= python3
@@ -7,6 +8,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 SHARED ?= ../shared
 PORT   ?= 8501
+ADDRESS ?= 127.0.0.1
 KERAS_MODELS := $(if $(KERAS_HOME),$(KERAS_HOME),$(HOME)/.keras)/models
 
 BROWSER_BUILD := browser_live/frontend/build/BUILT
@@ -19,7 +21,7 @@ BROWSER_SOURCES := browser_live/frontend/build.mjs browser_live/frontend/index.h
 # Without npm the dashboard still starts; its "Live in your browser" page then says how to build it.
 run: setup weights
 	-@$(MAKE) --no-print-directory browser
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 test: setup-dev browser
 	$(BIN)/python -m pytest -q

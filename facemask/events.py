@@ -113,8 +113,9 @@ _CHECKS = {
     "str": lambda v: isinstance(v, str),
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "float": _is_number,
-    "dict[str, float]": lambda v: isinstance(v, dict)
-    and all(isinstance(k, str) and _is_number(x) for k, x in v.items()),
+    "dict[str, float]": lambda v: (
+        isinstance(v, dict) and all(isinstance(k, str) and _is_number(x) for k, x in v.items())
+    ),
 }
 """A check per field type of the event classes (their annotations, as written)."""
 

@@ -43,6 +43,8 @@ MODELS_DIR = Path(os.environ.get("FACEMASK_MODELS_DIR", REPO_ROOT / "models"))
 RUNS_DIR = Path(os.environ.get("FACEMASK_RUNS_DIR", REPO_ROOT / "runs"))
 DEFAULT_MODEL = "mobilenetv2"
 LOCK_FILE = ".launch.lock"
+NOT_SERVABLE = "not_servable"
+"""A card key: why the app must not serve that model (facemask.data.unmeasured_reason)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -276,7 +278,7 @@ class RunStore:
         for path in self.finished():
             if is_servable(path):
                 entries.append(self._entry(path, "run"))
-        return [e for e in entries if e is not None]
+        return [e for e in entries if e is not None and not e.card.get(NOT_SERVABLE)]
 
     def _entry(self, path: Path, source: str) -> ModelEntry | None:
         try:
@@ -293,6 +295,13 @@ class RunStore:
     def compared_runs(self) -> list[Path]:
         """Everything with a readable card: shipped model cards and finished runs."""
         return [p for p in self._carded() if self._entry(p, "") is not None]
+
+    def not_servable(self) -> list[tuple[str, str]]:
+        """(name, reason) of each finished run the app does not serve (its card says why)."""
+        entries = (self._entry(path, "run") for path in self.finished())
+        return [
+            (e.name, str(e.card[NOT_SERVABLE])) for e in entries if e and e.card.get(NOT_SERVABLE)
+        ]
 
     def unreadable(self) -> list[tuple[str, str]]:
         """(name, reason) of each model folder or finished run whose card cannot be read: the
@@ -311,6 +320,9 @@ class RunStore:
         for root in (self.models_dir, self.root):
             path = (root / name).resolve()
             if path.parent == root.resolve() and (path / CARD_FILE).is_file():
+                entry = self._entry(path, "")
+                if entry is not None and entry.card.get(NOT_SERVABLE):
+                    raise ModelError(f"{name}: {entry.card[NOT_SERVABLE]}")
                 return path
         raise ModelError(f"There is no model called {name!r} in {self.models_dir} or {self.root}.")
 

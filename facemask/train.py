@@ -27,10 +27,12 @@ from facemask.config import TrainConfig
 from facemask.data import (
     CropSet,
     DatasetScan,
+    check_splits,
     extract_crops,
     resize_crops,
     scan_dataset,
     split_dataset,
+    unmeasured_reason,
 )
 from facemask.detect import DetectorSettings, FaceDetector
 from facemask.errors import RunError
@@ -68,7 +70,7 @@ from facemask.files import (
     write_json,
 )
 from facemask.models import build_classifier, get_backbone, unfreeze_top
-from facemask.runs import RunStore, read_history
+from facemask.runs import NOT_SERVABLE, RunStore, read_history
 
 TRAINING_DETECTOR = DetectorSettings(model="short", min_score=0.5, min_face=12)
 """Measured on 300 training photos: the short-range model finds 97% of their faces (95% of the
@@ -160,6 +162,7 @@ def train(
         for path, reason in scan.skipped[:20]:
             log(f"  skipped {path}: {reason}")
         splits = split_dataset(scan, seed=config.seed)
+        check_splits(scan, splits)
         events.emit(Stage("crops", "Finding and cropping faces (cached)"))
         log("  finding faces with the inference detector and cropping them (cached)")
         detector = FaceDetector(TRAINING_DETECTOR)
@@ -198,6 +201,8 @@ def train(
         model.optimizer = None  # the served model carries no optimizer state (3x smaller)
         model.save(run_dir / KERAS_FILE)
         card = _card(config, run_id, run_dir, model, labels, scan, data_report, metrics, started)
+        if reason := unmeasured_reason(scan, splits):
+            card[NOT_SERVABLE] = reason
         write_json(run_dir / CARD_FILE, card)
 
         events.emit(Stage("export", "Exporting to TFLite and TF.js"))

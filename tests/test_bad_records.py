@@ -107,4 +107,6 @@ def test_a_damaged_crop_cache_entry_is_recomputed(tmp_path: Path, mini_dataset: 
     again = extract_crops(scan.items, detector, cache_dir=tmp_path)
     assert again.crops.shape == (2, CROP_STORE_SIZE, CROP_STORE_SIZE, 3)
     assert (again.crops == first.crops).all() and (again.face_found == first.face_found).all()
-    assert all(json.loads(m.read_text())["face_found"] in (True, False) for m in cache.glob("*.json"))
+    assert all(
+        json.loads(m.read_text())["face_found"] in (True, False) for m in cache.glob("*.json")
+    )
