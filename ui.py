@@ -13,11 +13,12 @@ import dataclasses
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
 
-from facemask import access
+from facemask import access, jobs
 from facemask.card import decision_text
 from facemask.classify import MaskClassifier
 from facemask.compare import latency_per_face_ms, served_file_mb
@@ -203,6 +204,63 @@ def _password_box() -> None:
         st.session_state[_OPERATOR_KEY] = True
         st.rerun()
     st.sidebar.error(outcome.message)
+
+
+# -- server-wide limits (facemask.jobs) ---------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _server_work() -> tuple[jobs.VideoJobs, jobs.Slots, jobs.SessionJanitor]:
+    """Created once per server process: video jobs, analysis slots, the session janitor.
+    Job folders a previous server left behind (a crash) are removed first."""
+    removed = jobs.clean_stale_folders()
+    if removed:
+        log.info("removed %d video job folder(s) left by a previous server", removed)
+    limits = jobs.ServerLimits.from_env()
+    busy = "The server is analysing other photos right now; try again in a moment."
+    return (
+        jobs.VideoJobs(limits.video_jobs, limits.video_idle_s),
+        jobs.Slots(limits.analyses, limits.analysis_wait_s, busy),
+        jobs.SessionJanitor(),
+    )
+
+
+def video_jobs() -> jobs.VideoJobs:
+    return _server_work()[0]
+
+
+def analysis_slots() -> jobs.Slots:
+    return _server_work()[1]
+
+
+def session_alive() -> Callable[[], bool]:
+    """Whether this browser session is still connected (for work that must end with it)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():  # AppTest: no server, no sessions to end
+        return lambda: True
+    runtime, session_id = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session_id)
+
+
+def free_when_session_ends(held: dict) -> None:
+    """Once this session ends: drop its uploads and media and clear `held` (its results), so
+    the server's memory falls within seconds instead of when Streamlit evicts the session."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return
+    runtime, session_id = Runtime.instance(), ctx.session_id
+
+    def cleanup() -> None:
+        held.clear()
+        runtime.uploaded_file_mgr.remove_session_files(session_id)
+        runtime.media_file_mgr.clear_session_refs(session_id)
+        runtime.media_file_mgr.remove_orphaned_files()
+
+    _server_work()[2].watch(session_id, session_alive(), cleanup)
 
 
 # -- Streamlit workarounds ------------------------------------------------------------------
