@@ -364,6 +364,7 @@ def sidebar(detector: str = "photo") -> Settings:
     """
     if detector not in DETECTOR_PRESETS:
         raise ValueError(f"detector must be one of {sorted(DETECTOR_PRESETS)}, not {detector!r}.")
+    _server_work()  # once per process: the server's limits, and start-up clean-up
     store = get_store()
     try:
         entries = store.models()

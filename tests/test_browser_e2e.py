@@ -138,9 +138,13 @@ class App(NamedTuple):
 
 
 @contextmanager
-def start_app(tmp_path: Path, model_dir: Path, **env_vars: str) -> Iterator[App]:
+def start_app(
+    tmp_path: Path, model_dir: Path, address: str = "127.0.0.1", **env_vars: str
+) -> Iterator[App]:
     """`streamlit run app.py` on a free port serving a copy of `model_dir`, in test mode
-    (loopback-only WebRTC, the status file); `env_vars` add to its environment."""
+    (loopback-only WebRTC, the status file); `env_vars` add to its environment. `address` is
+    where it listens (0.0.0.0: as if reachable from a network); the tests reach it on
+    127.0.0.1 either way."""
     models = tmp_path / "models"
     shutil.copytree(model_dir, models / model_dir.name)
     status = tmp_path / "live-status.json"
@@ -168,7 +172,7 @@ def start_app(tmp_path: Path, model_dir: Path, **env_vars: str) -> Iterator[App]
         "--server.headless",
         "true",
         "--server.address",
-        "127.0.0.1",
+        address,
         "--browser.gatherUsageStats",
         "false",
         "--server.fileWatcherType",
