@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pandas  # noqa: F401 -- see the NOTE below
 import streamlit as st
 
 from facemask import access, jobs
@@ -30,6 +31,10 @@ from facemask.pipeline import DETECTOR_PRESETS, Pipeline
 from facemask.runs import DEFAULT_MODEL, MODELS_DIR, RUNS_DIR, ModelEntry, RunStore
 
 log = logging.getLogger("facemask.app")
+# NOTE: pandas is imported whole here, while app.py imports this module (under the import lock),
+# before any session draws a chart: plotly takes pandas from sys.modules as it finds it, and two
+# sessions drawing their first charts at once got a half-initialised pandas ("partially
+# initialized module 'pandas' has no attribute 'Series'": seen in tests/test_browser_operator.py).
 
 PRESET_CAPTIONS = {
     "webcam": "Webcam preset (live pages): one fast pass over each frame.",

@@ -55,6 +55,13 @@ def partial_run(runs: Path, run_id: str, pid: int | None) -> Path:
 def open_training(page, base: str) -> None:
     page.goto(base, wait_until="domcontentloaded")
     e2e._open_page(page, "Training", "Training and comparison")
+    no_error(page)
+
+
+def no_error(page) -> None:
+    """Neither a traceback nor the page boundary's sentence for an unexpected error."""
+    e2e._no_exceptions(page, "Training")
+    assert page.get_by_text("Something went wrong").count() == 0
 
 
 def buttons(page, name: str) -> int:
@@ -82,6 +89,8 @@ def test_a_visitor_cannot_touch_trainings_and_the_operator_can(
             sidebar.get_by_label("Operator password").fill("guess")
             sidebar.get_by_role("button", name="Sign in").click()
             sidebar.get_by_text("Wrong password (4 tries left in this session).").wait_for()
+            e2e._wait_until_idle(visitor)
+            no_error(visitor)
             assert buttons(visitor, "Cancel the training") == 0
             e2e._screenshot(visitor, "training-visitor")
 
@@ -101,7 +110,8 @@ def test_a_visitor_cannot_touch_trainings_and_the_operator_can(
             operator.locator(f".st-key-discard_{STOPPED} button").click()  # the widget's key
             e2e._wait_for("the stopped run to go", lambda: not stopped.exists(), 30)
             assert running.exists()
-            e2e._no_exceptions(operator, "Training")
+            e2e._wait_until_idle(operator)
+            no_error(operator)
 
             visitor.reload()  # B is still no operator after A signed in
             e2e._open_page(visitor, "Training", "Training and comparison")
