@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 import test_browser_e2e as e2e
+from test_video_limits import flat_clip
 
 from facemask import events
 
@@ -121,21 +120,6 @@ def test_a_visitor_cannot_touch_trainings_and_the_operator_can(
         trainer.wait()
 
 
-def long_clip(path: Path, frames: int = 1500) -> Path:
-    """An 60 s MPEG-4 clip (slow enough to annotate that a job is still running when its tab
-    closes)."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
-        for i in range(frames):
-            frame = np.full((480, 640, 3), (i * 7) % 255, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
 def start_video(page, base: str, clip: Path) -> None:
     page.goto(base, wait_until="domcontentloaded")
     e2e._open_page(page, "Upload", "Upload photos or a video")
@@ -187,7 +171,7 @@ def test_read_only_without_sign_in_bad_records_and_bounded_work(
         assert page.locator('[data-testid="stImage"] img').count() == 2
 
         assert not (temp / "facemask-video-999999999-left").exists()  # cleaned at start-up
-        clip = long_clip(tmp_path / "long.mp4")
+        clip = flat_clip(tmp_path / "long.mp4", frames=1500, rate=25, size=(640, 480))
         first = launch_browser(None)
         start_video(first, app.base, clip)
         first.get_by_text("Frame ").first.wait_for(timeout=120_000)

@@ -57,6 +57,20 @@ def growing_clip(path: Path) -> Path:
     return path
 
 
+def flat_clip(path: Path, frames: int, rate: int, size: tuple[int, int]) -> Path:
+    """An MPEG-4 clip of flat grey frames, `rate` frames per second."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        for i in range(frames):
+            frame = np.full((size[1], size[0], 3), i % 255, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
 PEAK_SCRIPT = """
 import json, resource, sys
 from facemask.classify import MaskClassifier
@@ -101,16 +115,7 @@ def test_a_frame_rate_outside_the_supported_range_is_said(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     """A 5 s clip at 1000 fps must not become a 120 s slow-motion video."""
-    path = tmp_path / "fast.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=1000)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for i in range(5000):
-            frame = np.full((64, 64, 3), i % 255, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    path = flat_clip(tmp_path / "fast.mp4", frames=5000, rate=1000, size=(64, 64))
     with pytest.raises(VideoError) as caught:
         annotate_video(path, tmp_path / "out.mp4", pipeline)
     assert str(caught.value) == (
@@ -120,17 +125,7 @@ def test_a_frame_rate_outside_the_supported_range_is_said(
 
 
 def long_clip(tmp_path: Path) -> bytes:
-    path = tmp_path / "long.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for i in range(2000):
-            frame = np.full((240, 320, 3), i % 255, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path.read_bytes()
+    return flat_clip(tmp_path / "long.mp4", frames=2000, rate=25, size=(320, 240)).read_bytes()
 
 
 def test_the_server_runs_a_few_video_jobs_and_says_busy_beyond(
