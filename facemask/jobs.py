@@ -28,6 +28,8 @@ from facemask.pipeline import Pipeline
 from facemask.video import FOLDER_PREFIX, VideoJob
 
 log = logging.getLogger(__name__)
+LEGACY_STALE_S = 3600.0
+"""A job folder that names no server (made by an older version) is stale after this long."""
 
 
 class Busy(FacemaskError):
@@ -112,14 +114,22 @@ def _still(alive: Callable[[], bool]) -> bool:
 def clean_stale_folders(tmp_dir: str | os.PathLike | None = None) -> int:
     """Remove job folders left by servers that are gone (a crash, a kill): at start-up.
 
-    A folder names the pid of the server that made it; those of live processes are kept.
+    A folder names the pid of the server that made it; those of live processes are kept. A
+    folder without one (an older version's) goes once it is LEGACY_STALE_S old.
     Returns how many were removed.
     """
     removed = 0
     for folder in Path(tmp_dir or tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
-        owner = folder.name[len(FOLDER_PREFIX) :].split("-", 1)[0]
-        if owner.isdigit() and (int(owner) == os.getpid() or _pid_alive(int(owner))):
-            continue
+        owner = folder.name[len(FOLDER_PREFIX) :].split("-", 1)
+        if len(owner) == 2 and owner[0].isdigit():
+            if int(owner[0]) == os.getpid() or _pid_alive(int(owner[0])):
+                continue
+        else:
+            try:
+                if time.time() - folder.stat().st_mtime < LEGACY_STALE_S:
+                    continue
+            except OSError:
+                continue
         shutil.rmtree(folder, ignore_errors=True)
         removed += 1
     return removed

@@ -176,14 +176,17 @@ def test_stale_job_folders_are_removed_at_start_up(tmp_path: Path) -> None:
     folders = {
         "dead": tmp_path / f"{FOLDER_PREFIX}{dead.pid}-abc",
         "legacy": tmp_path / f"{FOLDER_PREFIX}k2j3h4x9",
+        "recent legacy": tmp_path / f"{FOLDER_PREFIX}a8d7f6g5",  # maybe an older server's job
         "ours": tmp_path / f"{FOLDER_PREFIX}{os.getpid()}-def",
         "other": tmp_path / "something-else",
     }
     for folder in folders.values():
         (folder / "input").mkdir(parents=True)
         (folder / "input" / "clip.mp4").write_bytes(b"x" * 100)
+    hours_ago = time.time() - 2 * jobs.LEGACY_STALE_S
+    os.utime(folders["legacy"], (hours_ago, hours_ago))
     assert jobs.clean_stale_folders(tmp_path) == 2
-    assert {name for name, f in folders.items() if f.exists()} == {"ours", "other"}
+    assert {name for name, f in folders.items() if f.exists()} == {"ours", "other", "recent legacy"}
 
 
 def test_analyses_beyond_the_server_slots_hear_busy() -> None:
