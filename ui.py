@@ -216,6 +216,7 @@ def _password_box() -> None:
 def _server_work() -> tuple[jobs.VideoJobs, jobs.Slots, jobs.SessionJanitor]:
     """Created once per server process: video jobs, analysis slots, the session janitor.
     Job folders a previous server left behind (a crash) are removed first."""
+    jobs.tune_allocator()
     removed = jobs.clean_stale_folders()
     if removed:
         log.info("removed %d video job folder(s) left by a previous server", removed)
@@ -249,18 +250,23 @@ def session_alive() -> Callable[[], bool]:
 
 
 def free_when_session_ends(held: dict) -> None:
-    """Once this session ends: drop its uploads and media and clear `held` (its results), so
-    the server's memory falls within seconds instead of when Streamlit evicts the session."""
+    """Once this session ends: drop its uploads, media, results (`held`) and state, so the
+    server's memory falls within seconds instead of when Streamlit evicts the session (a
+    browser that comes back later starts afresh)."""
     from streamlit.runtime import Runtime
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ctx = get_script_run_ctx()
     if ctx is None or not Runtime.exists():
         return
-    runtime, session_id = Runtime.instance(), ctx.session_id
+    runtime, session_id, state = Runtime.instance(), ctx.session_id, ctx.session_state
 
     def cleanup() -> None:
         held.clear()
+        # NOTE: the uploader's files live on in its widget state. SafeSessionState (Streamlit
+        # 1.67) has no public clear(); the SessionState it wraps does, under its lock.
+        with state._lock:
+            state._state.clear()
         runtime.uploaded_file_mgr.remove_session_files(session_id)
         runtime.media_file_mgr.clear_session_refs(session_id)
         runtime.media_file_mgr.remove_orphaned_files()

@@ -59,9 +59,11 @@ def big_photos(folder: Path, count: int, megabytes: float) -> list[Path]:
                 buffer, "JPEG", quality=92
             )
             size_mb = len(buffer.getvalue()) / 2**20
-            if i or abs(size_mb - megabytes) < 1.5 or not 2 <= grain <= 120:
+            if i or abs(size_mb - megabytes) < 0.5 or not 2 <= grain <= 120:
                 break
-            grain = int(grain * (megabytes / size_mb) ** 1.5)  # tune on the first photo
+            grain = max(grain + 1, round(grain * (megabytes / size_mb) ** 1.5))  # tune it
+            if size_mb > megabytes:
+                grain = min(grain - 2, round(grain * (megabytes / size_mb) ** 1.5))
         paths.append(folder / f"big-{i:02d}.jpg")
         paths[-1].write_bytes(buffer.getvalue())
     return paths
