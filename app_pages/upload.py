@@ -52,12 +52,22 @@ def _analyse(file, model: str, s: ui.Settings, whole_image: bool) -> uploads.Ima
         try:
             with ui.analysis_slots().hold():
                 outcome = uploads.analyse_image(file.getvalue(), file.name, pipeline, whole_image)
+                jobs.trim_memory()
         except jobs.Busy as exc:
             return uploads.ImageOutcome(file.name, error=exc)
         cache[key] = outcome
         while len(cache) > _CACHE_SIZE:
             cache.pop(next(iter(cache)))
     return cache[key]
+
+
+# The downloads are made when clicked, from the upload itself.
+def _annotated_png(file, outcome: uploads.ImageOutcome) -> bytes:
+    return uploads.annotated_png(file.getvalue(), outcome)
+
+
+def _annotated_zip(good: list[tuple]) -> bytes:
+    return uploads.annotated_zip((file.getvalue(), outcome) for file, outcome in good)
 
 
 def _show_image(index: int, file, model: str, s: ui.Settings) -> uploads.ImageOutcome:
@@ -82,7 +92,7 @@ def _show_image(index: int, file, model: str, s: ui.Settings) -> uploads.ImageOu
             st.success(uploads.whole_image_sentence(result))
         st.download_button(
             "Annotated image (PNG)",
-            partial(uploads.annotated_png, file.getvalue(), outcome),  # made when clicked
+            partial(_annotated_png, file, outcome),  # made when clicked
             file_name=uploads.annotated_name(file.name),
             mime="image/png",
             key=f"png_{index}_{file.file_id}",
@@ -109,7 +119,7 @@ def images_section(model: str, s: ui.Settings) -> None:
         st.warning(note)
     files = files[:count]
     outcomes = [_show_image(index, file, model, s) for index, file in enumerate(files)]
-    good = [(f.getvalue(), o) for f, o in zip(files, outcomes, strict=True) if o.error is None]
+    good = [(f, o) for f, o in zip(files, outcomes, strict=True) if o.error is None]
     if not good:
         return
     results = [o.result for _, o in good]
@@ -120,7 +130,7 @@ def images_section(model: str, s: ui.Settings) -> None:
         ("Results (CSV)", results_csv(results), "facemask_results.csv", "text/csv"),
         ("Results (JSON Lines)", uploads.results_jsonl(results), "facemask_results.jsonl",
          "application/jsonl"),
-        ("Annotated images (ZIP)", partial(uploads.annotated_zip, good), "facemask_annotated.zip",
+        ("Annotated images (ZIP)", partial(_annotated_zip, good), "facemask_annotated.zip",
          "application/zip"),
     ]  # fmt: skip
     for column, (label, data, file_name, mime) in zip(st.columns(3), downloads, strict=True):

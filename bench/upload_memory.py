@@ -74,13 +74,16 @@ class Sampler:
 
     def __init__(self, pid: int, period: float = 0.25) -> None:
         self.pid, self.period, self._peak = pid, period, 0.0
+        self.samples: list[tuple[float, float]] = []  # (monotonic time, RSS MB)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._peak = max(self._peak, self.rss())
+            rss = self.rss()
+            self.samples.append((time.monotonic(), rss))
+            self._peak = max(self._peak, rss)
             time.sleep(self.period)
 
     def rss(self) -> float:
@@ -110,6 +113,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=20, help="photos in the session")
     parser.add_argument("--mb", type=float, default=17.0, help="size of each photo (MB)")
     parser.add_argument("--after", type=int, default=90, help="seconds watched after it ends")
+    parser.add_argument("--trace", action="store_true", help="print RSS every 2 s of the session")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="facemask-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -129,6 +133,7 @@ def main() -> None:
             upload(page, app.base, photos, 3600)
             analysed_s = time.monotonic() - started
             during, after_analysis = sampler.peak(), sampler.rss()
+            trace_during = [(t - started, rss) for t, rss in sampler.samples if t >= started]
             page.context.close()
             closed = time.monotonic()
             released_s, trace = None, []
@@ -140,6 +145,12 @@ def main() -> None:
                     released_s = time.monotonic() - closed
             sampler.stop()
     print(f"analysed in {analysed_s:.0f} s")
+    if args.trace:
+        shown = -2.0
+        for seconds, rss in trace_during:
+            if seconds - shown >= 2:
+                print(f"  {seconds:5.1f} s into the session: {rss:.0f} MB")
+                shown = seconds
     print(f"{'server RSS':<40} {'MB':>8}")
     print(f"{'baseline (models loaded, warmed up)':<40} {baseline:>8.0f}")
     print(f"{'peak during the session':<40} {during:>8.0f}  (+{during - baseline:.0f})")

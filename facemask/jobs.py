@@ -242,14 +242,20 @@ def tune_allocator() -> bool:
         return False
 
 
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the system (glibc's malloc_trim), so
-    the server's memory falls once a session's photos are gone."""
-    gc.collect()
+def trim_memory() -> None:
+    """Hand the heaps' free pages back to the system (glibc's malloc_trim): after a big photo,
+    the small blocks it left scattered over a thread's heap otherwise stay resident."""
     try:
         _libc().malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: the allocator keeps its own counsel
         pass
+
+
+def release_memory() -> None:
+    """Collect garbage, then trim the heaps, so the server's memory falls once a session's
+    photos are gone."""
+    gc.collect()
+    trim_memory()
 
 
 @dataclass(frozen=True)

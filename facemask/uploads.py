@@ -6,6 +6,7 @@ be used becomes its own one-sentence error and never stops the others.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -100,12 +101,18 @@ def analyse_image(
         rgb = load_image(data, name=name)
         result, detections, whole = image_result(pipeline, rgb, name, whole_image=whole_image)
         shown = (whole,) if whole is not None and not detections else tuple(detections)
-        preview, _ = fit_side(annotate(rgb, shown), PREVIEW_SIDE)
-        del rgb  # NOTE: the decoded photo (tens of MB) goes before the preview is encoded
-        jpeg = encode_image(preview, "JPEG", quality=85)
+        small, scale = fit_side(rgb, PREVIEW_SIDE)
+        del rgb  # NOTE: the decoded photo (tens of MB) goes before the preview is drawn
+        jpeg = encode_image(annotate(small, [_scaled(d, scale) for d in shown]), "JPEG", 85)
     except FacemaskError as exc:
         return ImageOutcome(name, error=exc)
     return ImageOutcome(name, result, jpeg, face_rows(detections), shown)
+
+
+def _scaled(detection: Detection, scale: float) -> Detection:
+    """A detection drawn on the photo scaled by `scale` (the preview)."""
+    box = tuple(int(round(v * scale)) for v in detection.box)
+    return dataclasses.replace(detection, box=box)
 
 
 def annotated_png(data: bytes, outcome: ImageOutcome) -> bytes:
