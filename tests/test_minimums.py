@@ -65,9 +65,7 @@ def test_splits_too_small_stop_before_training(tmp_path: Path, mini_dataset: Pat
     assert "each class needs at least 5 in train, 1 in val, 1 in test" in event.message
 
 
-def test_a_run_measured_on_too_few_images_is_not_served(
-    tmp_path: Path, mini_dataset: Path
-) -> None:
+def test_a_run_measured_on_too_few_images_is_not_served(tmp_path: Path, mini_dataset: Path) -> None:
     folder = subset(mini_dataset, tmp_path / "small", {"with_mask": 11, "without_mask": 11})
     store = RunStore(tmp_path / "runs", tmp_path / "models")
     config = TrainConfig(
