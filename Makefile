@@ -1,5 +1,6 @@
-# make run     : set up .venv (first time), build the in-browser page, start the dashboard on the shipped model
-#                (serve.py: app.py plus long-lived caching and compression of the static files)
+# make run     : set up .venv (first time), build the in-browser page, start the dashboard on the shipped model,
+#                on this machine only (ADDRESS=0.0.0.0 opens it to a network: see docs/security.md);
+#                serve.py is app.py plus long-lived caching and compression of the static files
 # make test    : the same set-up plus test-only tools (pytest, Playwright, Debian's chromium, TF.js,
 #                GStreamer's RTSP server and PostgreSQL for the camera and records tests), then the suite
 # make monitor : the same as run, plus `facemask watch` on the cameras of CAMERAS=cameras.toml
@@ -10,6 +11,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 SHARED ?= ../shared
 PORT   ?= 8501
+ADDRESS ?= 127.0.0.1
 KERAS_MODELS := $(if $(KERAS_HOME),$(KERAS_HOME),$(HOME)/.keras)/models
 
 BROWSER_BUILD := browser_live/frontend/build/BUILT
@@ -22,7 +24,7 @@ BROWSER_SOURCES := browser_live/frontend/build.mjs browser_live/frontend/index.h
 # Without npm the dashboard still starts; its "Live in your browser" page then says how to build it.
 run: setup weights
 	-@$(MAKE) --no-print-directory browser
-	$(BIN)/streamlit run serve.py --server.port $(PORT)
+	$(BIN)/streamlit run serve.py --server.port $(PORT) --server.address $(ADDRESS)
 
 # make monitor CAMERAS=cameras.toml : the camera watcher and the dashboard together; Ctrl+C
 # stops both (the watcher flushes its records on the way out).
@@ -30,7 +32,7 @@ monitor: setup weights
 	@test -n "$(CAMERAS)" || { echo 'Say which cameras: make monitor CAMERAS=cameras.toml ([cameras] NAME = "URL" lines)'; exit 2; }
 	$(BIN)/python -m facemask watch --cameras "$(CAMERAS)" & watcher=$$!; \
 	trap 'kill -TERM $$watcher 2>/dev/null; wait $$watcher' EXIT INT TERM; \
-	$(BIN)/streamlit run serve.py --server.port $(PORT)
+	$(BIN)/streamlit run serve.py --server.port $(PORT) --server.address $(ADDRESS)
 
 test: setup-dev browser
 	$(BIN)/python -m pytest -q

@@ -41,4 +41,5 @@ page = st.navigation(
 )
 webcam = any(page.url_path == p.url_path for p in WEBCAM_PAGES)
 ui.sidebar("webcam" if webcam else "photo")
+ui.operator_sidebar()
 page.run()

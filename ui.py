@@ -13,10 +13,13 @@ import dataclasses
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import pandas  # noqa: F401 -- see the NOTE below
 import streamlit as st
 
+from facemask import access, jobs
 from facemask.card import decision_text
 from facemask.classify import MaskClassifier
 from facemask.compare import latency_per_face_ms, served_file_mb
@@ -28,9 +31,15 @@ from facemask.pipeline import DETECTOR_PRESETS, Pipeline, preset_caption
 from facemask.runs import DEFAULT_MODEL, MODELS_DIR, RUNS_DIR, ModelEntry, RunStore
 
 log = logging.getLogger("facemask.app")
+# NOTE: pandas is imported whole here, while app.py imports this module (under the import lock),
+# before any session draws a chart: plotly takes pandas from sys.modules as it finds it, and two
+# sessions drawing their first charts at once got a half-initialised pandas ("partially
+# initialized module 'pandas' has no attribute 'Series'": seen in tests/test_browser_operator.py).
 
 _SETTINGS_KEY = "facemask_settings"
 _THRESHOLDS_KEY = "facemask_thresholds"  # preset -> (min_score, min_face) chosen
+_OPERATOR_KEY = "facemask_operator"  # True once this session signed in with the password
+_ATTEMPTS_KEY = "facemask_sign_in_attempts"
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,160 @@ def _live_slots(capacity: int) -> SessionSlots:
 def live_slots() -> SessionSlots:
     """The process-wide live session slots (FACEMASK_LIVE_MAX_SESSIONS; raises FacemaskError)."""
     return _live_slots(max_sessions_from_env())
+
+
+# -- the operator (facemask.access) -------------------------------------------------------
+def _oidc_configured() -> bool:
+    """An [auth] section in secrets.toml (st.login's provider), with Authlib to run it."""
+    from streamlit.auth_util import get_secrets_auth_section, is_authlib_installed
+
+    try:
+        return bool(get_secrets_auth_section()) and is_authlib_installed()
+    except Exception:  # a broken secrets.toml is Streamlit's to report; no sign-in then
+        log.warning("could not read the [auth] section of secrets.toml", exc_info=True)
+        return False
+
+
+def access_mode() -> access.Mode:
+    """How this server recognises its operator (where it listens, what is configured)."""
+    return access.access_mode(st.get_option("server.address"), _oidc_configured())
+
+
+@st.cache_resource(show_spinner=False)
+def _password_gate(password: str) -> access.PasswordGate:
+    return access.PasswordGate(password)  # one per server: its back-off spans every session
+
+
+def is_operator() -> bool:
+    """Whether this session may change the server's state (trainings, files written)."""
+    mode = access_mode()
+    if mode is access.Mode.LOCAL:
+        return True
+    if mode is access.Mode.OIDC:
+        return bool(st.user.is_logged_in) and access.oidc_operator(st.user.get("email"))
+    if mode is access.Mode.PASSWORD:
+        return st.session_state.get(_OPERATOR_KEY) is True
+    return False
+
+
+def require_operator_text() -> None:
+    """The sentence a visitor sees where the operator's controls would be."""
+    if access_mode() is access.Mode.CLOSED:
+        st.info(access.MODE_TEXT[access.Mode.CLOSED])
+    else:
+        st.info(access.READ_ONLY_TEXT)
+
+
+def operator_sidebar() -> None:
+    """The sidebar's Operator box: who you are here, and sign-in / sign-out."""
+    mode = access_mode()
+    st.sidebar.header("Operator")
+    if mode in (access.Mode.LOCAL, access.Mode.CLOSED):
+        st.sidebar.caption(access.MODE_TEXT[mode])
+    elif mode is access.Mode.OIDC:
+        _oidc_box()
+    else:
+        _password_box()
+
+
+def _oidc_box() -> None:
+    if not st.user.is_logged_in:
+        st.sidebar.caption(access.MODE_TEXT[access.Mode.OIDC])
+        st.sidebar.button("Sign in", key="operator_login", on_click=st.login)
+        return
+    email = st.user.get("email") or st.user.get("name") or "?"
+    if access.oidc_operator(st.user.get("email")):
+        st.sidebar.success(f"Signed in as {email}: operator.")
+    else:
+        st.sidebar.warning(
+            f"Signed in as {email}, who is not an operator ({access.OPERATORS_ENV})."
+        )
+    st.sidebar.button("Sign out", key="operator_logout", on_click=st.logout)
+
+
+def _password_box() -> None:
+    if st.session_state.get(_OPERATOR_KEY) is True:
+        st.sidebar.success("Signed in as the operator.")
+        if st.sidebar.button("Sign out", key="operator_logout"):
+            st.session_state[_OPERATOR_KEY] = False
+            st.rerun()
+        return
+    st.sidebar.caption(access.MODE_TEXT[access.Mode.PASSWORD])
+    with st.sidebar.form("operator_sign_in", clear_on_submit=True):
+        given = st.text_input("Operator password", type="password", key="operator_password")
+        submitted = st.form_submit_button("Sign in")
+    if not submitted:
+        return
+    gate = _password_gate(os.environ.get(access.PASSWORD_ENV, ""))
+    attempts = st.session_state.setdefault(_ATTEMPTS_KEY, access.SessionAttempts())
+    outcome = gate.try_password(given or "", attempts)
+    if outcome.ok:
+        st.session_state[_OPERATOR_KEY] = True
+        st.rerun()
+    st.sidebar.error(outcome.message)
+
+
+# -- server-wide limits (facemask.jobs) ---------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _server_work() -> tuple[jobs.VideoJobs, jobs.Slots, jobs.SessionJanitor]:
+    """Created once per server process: video jobs, analysis slots, the session janitor.
+    Job folders a previous server left behind (a crash) are removed first."""
+    jobs.tune_allocator()
+    removed = jobs.clean_stale_folders()
+    if removed:
+        log.info("removed %d video job folder(s) left by a previous server", removed)
+    limits = jobs.ServerLimits.from_env()
+    busy = "The server is analysing other photos right now; try again in a moment."
+    return (
+        jobs.VideoJobs(limits.video_jobs, limits.video_idle_s),
+        jobs.Slots(limits.analyses, limits.analysis_wait_s, busy),
+        jobs.SessionJanitor(),
+    )
+
+
+def video_jobs() -> jobs.VideoJobs:
+    return _server_work()[0]
+
+
+def analysis_slots() -> jobs.Slots:
+    return _server_work()[1]
+
+
+def session_alive() -> Callable[[], bool]:
+    """Whether this browser session is still connected (for work that must end with it)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():  # AppTest: no server, no sessions to end
+        return lambda: True
+    runtime, session_id = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session_id)
+
+
+def free_when_session_ends(held: dict) -> None:
+    """Once this session ends: drop its uploads, media, results (`held`) and state, so the
+    server's memory falls within seconds instead of when Streamlit evicts the session (a
+    browser that comes back later starts afresh)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return
+    runtime, session_id, state = Runtime.instance(), ctx.session_id, ctx.session_state
+
+    def cleanup() -> None:
+        held.clear()
+        # NOTE: the uploader's files live on in its widget state. SafeSessionState (Streamlit
+        # 1.67) has no public clear(); the SessionState it wraps does, under its lock.
+        with state._lock:
+            state._state.clear()
+        runtime.uploaded_file_mgr.remove_session_files(session_id)
+        runtime.media_file_mgr.clear_session_refs(session_id)
+        runtime.media_file_mgr.remove_orphaned_files()
+
+    _server_work()[2].watch(session_id, session_alive(), cleanup)
 
 
 # -- Streamlit workarounds ------------------------------------------------------------------
@@ -207,6 +370,7 @@ def sidebar(detector: str = "photo") -> Settings:
     """
     if detector not in DETECTOR_PRESETS:
         raise ValueError(f"detector must be one of {sorted(DETECTOR_PRESETS)}, not {detector!r}.")
+    _server_work()  # once per process: the server's limits, and start-up clean-up
     store = get_store()
     try:
         entries = store.models()

@@ -15,7 +15,7 @@ import streamlit as st
 
 import ui
 from app_pages import training_models
-from facemask import compare, events, files
+from facemask import access, compare, events, files
 from facemask.config import DEFAULTS, INPUT_SIZES, WEIGHTS_CHOICES, form_config, train_args
 from facemask.datasets import check_dataset, dataset_choices, dataset_roots
 from facemask.errors import FacemaskError
@@ -97,19 +97,25 @@ def training_form(store: RunStore) -> None:
     config = form_config(
         str(choices[dataset]), backbone, size, head, fine, fine_tune, layers, augment, weights
     )
-    launch(store, train_args(config), store.new_id(backbone))
+    launch(store, train_args(config), None, backbone)
+    if st.session_state.get(_WATCH_KEY) is None:
+        return
     found = ", ".join(f"{n} {c}" for c, n in counts.items())
     st.session_state["training_launched"] = f"Training started on {dataset} ({found})."
     st.rerun()
 
 
-def launch(store: RunStore, args: list[str], run_id: str) -> None:
+def launch(store: RunStore, args: list[str], run_id: str | None, backbone: str = "") -> None:
+    """Start a training (a new run when run_id is None, else resume run_id): the operator's."""
+    if not ui.is_operator():
+        ui.require_operator_text()
+        return
     try:
-        store.launch(args, run_id)
+        store.launch(args, run_id, backbone)
     except FacemaskError as exc:
         ui.show_error(exc)
         return
-    st.session_state[_WATCH_KEY] = run_id
+    st.session_state[_WATCH_KEY] = run_id or "new"
 
 
 def show_status(status: events.RunStatus) -> None:
@@ -124,6 +130,8 @@ def show_status(status: events.RunStatus) -> None:
             st.caption(caption)
     if view.warning:
         st.warning(view.warning)
+    if view.note:
+        st.caption(view.note)
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -144,8 +152,10 @@ def watch_active() -> None:
         show_status(status)
         if series := compare.curves(status.dir):
             training_models.curves_charts({run_id: series}, "live")
-        if st.button("Cancel the training", key=f"cancel_{run_id}"):
-            if store.cancel(run_id):
+        if not ui.is_operator():
+            st.caption(access.READ_ONLY_TEXT)
+        elif st.button("Cancel the training", key=f"cancel_{run_id}"):
+            if ui.is_operator() and store.cancel(run_id):
                 st.toast("Cancelling: the last finished epoch is kept; resume continues from it.")
             time.sleep(0.5)
 
@@ -153,16 +163,20 @@ def watch_active() -> None:
 def unfinished_runs(store: RunStore) -> None:
     """Runs that stopped before the end (cancelled, failed, killed): resume or discard."""
     running = store.active()
+    operator = ui.is_operator()
     stopped = [p for p in store.in_progress() if not running or p.name != running[0]]
     if stopped:
         st.markdown("**Unfinished runs**")
     for path in stopped:
         run_id, busy = path.name, running is not None
         with st.container(border=True):
-            config = files.read_json(path / files.CONFIG_FILE, {}) or {}
+            config = files.read_json(path / files.CONFIG_FILE, {})
+            config = config if isinstance(config, dict) else {}
             data = Path(str(config.get("data", "?"))).name
             st.markdown(f"`{run_id}` · {_title(config.get('backbone'))} on `{data}`")
             show_status(store.status(run_id))
+            if not operator:
+                continue
             resume, discard = st.columns(2)
             if resume.button("Resume", key=f"resume_{run_id}", disabled=busy or not config):
                 launch(store, ["--resume"], run_id)
@@ -187,7 +201,10 @@ def main() -> None:
     with train_tab:
         watch_active()
         if store.active() is None:
-            training_form(store)
+            if ui.is_operator():
+                training_form(store)
+            else:
+                ui.require_operator_text()
         unfinished_runs(store)
     with curves_tab:
         training_models.curves_section(store)

@@ -33,6 +33,11 @@ def curves_section(store: RunStore) -> None:
 
 
 def compare_section(store: RunStore) -> None:
+    if skipped := store.unreadable():
+        names = ", ".join(name for name, _ in skipped)
+        st.caption(f"Skipped, their card.json cannot be read: {names}.")
+    for name, reason in store.not_servable():
+        st.caption(f"{name}: {reason}")
     rows = compare.comparison_rows(store.compared_runs())
     if not rows:
         st.info("Nothing to compare yet: ship a model in models/ or finish a training run.")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 
 import ui
-from facemask import uploads
+from facemask import jobs, uploads
 from facemask.errors import FacemaskError
 from facemask.gate import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, MAX_VIDEO_SECONDS
 from facemask.predict import results_csv
-from facemask.video import VideoCancelled, VideoJob, check_video_size
+from facemask.video import VideoCancelled, check_video_size
 
 _CACHE_KEY = "upload_results"
 _CACHE_SIZE = 64
@@ -26,16 +27,42 @@ FACE_COLUMNS = {
 }
 
 
+def _results_cache() -> dict:
+    """This session's analysed photos (freed by the server once the session ends)."""
+    if _CACHE_KEY not in st.session_state:
+        st.session_state[_CACHE_KEY] = {}
+        ui.free_when_session_ends(st.session_state[_CACHE_KEY])
+    return st.session_state[_CACHE_KEY]
+
+
 def _analyse(file, model: str, s: ui.Settings, whole_image: bool) -> uploads.ImageOutcome:
-    """One upload through the gate and the pipeline (cached per session: reruns are free)."""
+    """One upload through the gate and the pipeline (cached per session: reruns are free).
+
+    At most a few analyses run at once on the server; beyond, this one waits a little and
+    then says the server is busy (that answer is not cached: a rerun tries again)."""
     key = (file.file_id, model, s.min_score, s.min_face, whole_image)
-    cache: dict = st.session_state.setdefault(_CACHE_KEY, {})
+    cache = _results_cache()
     if key not in cache:
         pipeline = ui.get_pipeline(model, "photo", s.min_score, s.min_face)
-        cache[key] = uploads.analyse_image(file.getvalue(), file.name, pipeline, whole_image)
+        try:
+            with ui.analysis_slots().hold():
+                outcome = uploads.analyse_image(file.getvalue(), file.name, pipeline, whole_image)
+                jobs.trim_memory()
+        except jobs.Busy as exc:
+            return uploads.ImageOutcome(file.name, error=exc)
+        cache[key] = outcome
         while len(cache) > _CACHE_SIZE:
             cache.pop(next(iter(cache)))
     return cache[key]
+
+
+# The downloads are made when clicked, from the upload itself.
+def _annotated_png(file, outcome: uploads.ImageOutcome) -> bytes:
+    return uploads.annotated_png(file.getvalue(), outcome)
+
+
+def _annotated_zip(good: list[tuple]) -> bytes:
+    return uploads.annotated_zip((file.getvalue(), outcome) for file, outcome in good)
 
 
 def _show_image(index: int, file, model: str, s: ui.Settings) -> uploads.ImageOutcome:
@@ -48,7 +75,7 @@ def _show_image(index: int, file, model: str, s: ui.Settings) -> uploads.ImageOu
         return outcome
     result = outcome.result
     left, right = st.columns([4, 3])
-    left.image(outcome.png, caption=f"{result['width']} x {result['height']} px")
+    left.image(outcome.preview, caption=f"{result['width']} x {result['height']} px")
     with right:
         if outcome.rows:
             st.dataframe(outcome.rows, hide_index=True, column_config=FACE_COLUMNS)
@@ -60,7 +87,7 @@ def _show_image(index: int, file, model: str, s: ui.Settings) -> uploads.ImageOu
             st.success(uploads.whole_image_sentence(result))
         st.download_button(
             "Annotated image (PNG)",
-            outcome.png,
+            partial(_annotated_png, file, outcome),  # made when clicked
             file_name=uploads.annotated_name(file.name),
             mime="image/png",
             key=f"png_{index}_{file.file_id}",
@@ -76,15 +103,21 @@ def images_section(model: str, s: ui.Settings) -> None:
         accept_multiple_files=True,
         key="upload_images",
         max_upload_size=MAX_IMAGE_BYTES // 2**20,
-        help="Each face is found, classified and boxed. Phone photos are turned upright (EXIF).",
+        help=f"Each face is found, classified and boxed. Phone photos are turned upright (EXIF). "
+        f"Up to {uploads.SESSION_MAX_FILES} photos ({uploads.SESSION_MAX_BYTES // 2**20} MB) "
+        "at a time.",
     )
     if not files:
         return
+    count, note = uploads.admitted([f.size for f in files])
+    if note:
+        st.warning(note)
+    files = files[:count]
     outcomes = [_show_image(index, file, model, s) for index, file in enumerate(files)]
-    good = [o for o in outcomes if o.error is None]
+    good = [(f, o) for f, o in zip(files, outcomes, strict=True) if o.error is None]
     if not good:
         return
-    results = [o.result for o in good]
+    results = [o.result for _, o in good]
     st.divider()
     faces = sum(len(r["faces"]) for r in results)
     st.markdown(f"**{faces} face(s) in {len(results)} image(s).** Download every result:")
@@ -92,7 +125,7 @@ def images_section(model: str, s: ui.Settings) -> None:
         ("Results (CSV)", results_csv(results), f"{uploads.RESULTS_NAME}.csv", "text/csv"),
         ("Results (JSON Lines)", uploads.results_jsonl(results),
          f"{uploads.RESULTS_NAME}.jsonl", "application/jsonl"),
-        ("Annotated images (ZIP)", uploads.annotated_zip(good),
+        ("Annotated images (ZIP)", partial(_annotated_zip, good),
          uploads.annotated_name("facemask", ".zip"), "application/zip"),
     ]  # fmt: skip
     for column, (label, data, file_name, mime) in zip(st.columns(3), downloads, strict=True):
@@ -137,21 +170,23 @@ def video_section(model: str, s: ui.Settings) -> None:
 
 
 def _start_job(video, model: str, s: ui.Settings, detector: str, key: tuple) -> None:
-    """Annotate on a background thread; the page polls it (and can cancel it)."""
+    """Annotate on a background thread; the page polls it (and can cancel it). The server runs
+    a few at once ("busy" beyond) and ends a job whose session ended or stopped watching."""
     _drop_job()
     try:
         check_video_size(video.name, video.size)
         pipeline = ui.get_pipeline(model, detector, s.min_score, s.min_face)
+        job = ui.video_jobs().start(video.getvalue(), video.name, pipeline, ui.session_alive())
     except FacemaskError as exc:
         ui.show_error(exc)
         return
-    st.session_state[_JOB_KEY] = (key, VideoJob(video.getvalue(), video.name, pipeline))
+    st.session_state[_JOB_KEY] = (key, job)
 
 
 def _drop_job() -> None:
     job = st.session_state.pop(_JOB_KEY, None)
     if job is not None:
-        job[1].close()
+        ui.video_jobs().close(job[1])
 
 
 @st.fragment(run_every=VIDEO_REFRESH_S)
@@ -161,11 +196,18 @@ def _video_progress() -> None:
     if entry is None:
         return
     key, job = entry
+    job.touch()
+    if job.closed:  # ended by the server: this page stopped watching it for too long
+        st.session_state.pop(_JOB_KEY)
+        st.session_state[_VIDEO_ERROR_KEY] = VideoCancelled(
+            "The video job was stopped because this page stopped following it; start it again."
+        )
+        st.rerun(scope="app")
     if job.done:
         st.session_state.pop(_JOB_KEY)
         if job.summary is not None:
             st.session_state[_VIDEO_KEY] = {"key": key, **uploads.video_result(job.summary)}
-        job.close()
+        ui.video_jobs().close(job)
         if job.error is not None:
             st.session_state[_VIDEO_ERROR_KEY] = job.error
         st.rerun(scope="app")

@@ -35,6 +35,8 @@ def read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
         raise ModelError(f"{model_dir} is not a model folder: it has no {CARD_FILE}.") from exc
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path} could not be read as JSON: {exc}.") from exc
+    if not isinstance(card, dict):
+        raise ModelError(f"{path} must hold a JSON object.")
     labels = card.get("labels")
     size = card.get("input_size")
     if (

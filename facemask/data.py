@@ -36,6 +36,14 @@ CROP_STORE_SIZE = 224
 DETECT_PAD = 0.4
 """Tight face-crop photos give the detector no context; a second try pads them by this much."""
 
+MIN_IMAGES_PER_CLASS = 10
+"""Fewer images of a class than this cannot fill a training, a validation and a test split."""
+MIN_SPLIT_PER_CLASS = {"train": 5, "val": 1, "test": 1}
+"""Images of each class each split needs before a training starts."""
+MIN_MEASURED_PER_CLASS = 2
+"""A run whose test split holds fewer images of a class than this is not served: its test
+metrics (one image right is "100% accuracy") would measure nothing."""
+
 
 @dataclass
 class Item:
@@ -97,6 +105,12 @@ def class_counts(root: str | os.PathLike) -> dict[str, int]:
     empty = [name for name, n in counts.items() if n == 0]
     if empty:
         raise DatasetError(f"Class {', '.join(empty)} in {root} has no image files.")
+    few = [f"{name} has {n}" for name, n in counts.items() if n < MIN_IMAGES_PER_CLASS]
+    if few:
+        raise DatasetError(
+            f"Too few images to train and test on in {root.name}: {', '.join(few)}; "
+            f"each class needs at least {MIN_IMAGES_PER_CLASS}."
+        )
     return counts
 
 
@@ -213,6 +227,47 @@ def split_dataset(
             splits[name].extend(group)
             placed += len(group)
     return {name: sorted(indices) for name, indices in splits.items()}
+
+
+def split_counts(scan: DatasetScan, splits: dict[str, list[int]]) -> dict[str, dict[str, int]]:
+    """Images per class in each split: {split: {class: n}}."""
+    return {
+        name: {
+            label: sum(1 for i in indices if scan.items[i].label == index)
+            for index, label in enumerate(scan.labels)
+        }
+        for name, indices in splits.items()
+    }
+
+
+def check_splits(scan: DatasetScan, splits: dict[str, list[int]]) -> None:
+    """DatasetError (one sentence, before any training) when a split lacks images of a class:
+    MIN_SPLIT_PER_CLASS, counted after near-duplicates were kept together."""
+    short = [
+        f"{n} {label} in {split}"
+        for split, counts in split_counts(scan, splits).items()
+        for label, n in counts.items()
+        if n < MIN_SPLIT_PER_CLASS[split]
+    ]
+    if short:
+        need = ", ".join(f"{n} in {split}" for split, n in MIN_SPLIT_PER_CLASS.items())
+        raise DatasetError(
+            f"Too few distinct images in {scan.root.name} to train, validate and test: "
+            f"{', '.join(short)} (each class needs at least {need}; add images)."
+        )
+
+
+def unmeasured_reason(scan: DatasetScan, splits: dict[str, list[int]]) -> str | None:
+    """Why a run trained on these splits must not be served (its test split is too small to
+    measure it), or None."""
+    test = split_counts(scan, splits)["test"]
+    short = [f"{n} {label}" for label, n in test.items() if n < MIN_MEASURED_PER_CLASS]
+    if not short:
+        return None
+    return (
+        f"Not served: its test split holds only {', '.join(short)} image(s); at least "
+        f"{MIN_MEASURED_PER_CLASS} per class are needed to measure a model."
+    )
 
 
 @dataclass

@@ -107,14 +107,36 @@ def to_record(event: Event) -> dict[str, Any]:
     return {"time": round(time.time(), 3), "type": event.kind, **asdict(event)}
 
 
-def parse(record: dict[str, Any]) -> Event:
-    """The typed event of one JSON object; ValueError when its kind or a field is missing."""
-    cls = KINDS.get(record.get("type", ""))
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_CHECKS = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": _is_number,
+    "dict[str, float]": lambda v: (
+        isinstance(v, dict) and all(isinstance(k, str) and _is_number(x) for k, x in v.items())
+    ),
+}
+"""A check per field type of the event classes (their annotations, as written)."""
+
+
+def parse(record: Any) -> Event:
+    """The typed event of one JSON object; ValueError when it is not an object, or its kind, a
+    field or a field's type is wrong (a record written by someone else is never trusted)."""
+    if not isinstance(record, dict):
+        raise ValueError(f"an event is a JSON object, not {type(record).__name__}")
+    kind = record.get("type")
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"unknown event type {record.get('type')!r}")
+        raise ValueError(f"unknown event type {kind!r}")
     missing = [f.name for f in fields(cls) if f.name not in record]
     if missing:
         raise ValueError(f"{cls.kind} event without {', '.join(missing)}")
+    wrong = [f.name for f in fields(cls) if not _CHECKS[str(f.type)](record[f.name])]
+    if wrong:
+        raise ValueError(f"{cls.kind} event with a bad {', '.join(wrong)}")
     return cls(**{f.name: record[f.name] for f in fields(cls)})
 
 
@@ -129,19 +151,30 @@ class EventLog:
             handle.write(json.dumps(to_record(event)) + "\n")
 
 
-def read_events(run_dir: str | os.PathLike) -> list[Event]:
-    """A run's events in order; a torn last line or a record of no known kind is skipped."""
-    events = []
+def read_events_counted(run_dir: str | os.PathLike) -> tuple[list[Event], int]:
+    """A run's events in order, and how many lines were skipped as unreadable.
+
+    Each line is decoded and parsed on its own: a torn last line, bytes that are not UTF-8, a
+    line that is not a JSON object, or a record of no known kind or wrong fields is skipped.
+    """
+    events, skipped = [], 0
     try:
-        with (Path(run_dir) / EVENTS_FILE).open() as handle:
-            for line in handle:
-                try:
-                    events.append(parse(json.loads(line)))
-                except ValueError:  # json.JSONDecodeError is a ValueError too
-                    continue
+        data = (Path(run_dir) / EVENTS_FILE).read_bytes()
     except OSError:
-        pass
-    return events
+        return [], 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            events.append(parse(json.loads(line.decode("utf-8"))))
+        except (ValueError, RecursionError):  # JSON and Unicode decode errors are ValueErrors
+            skipped += 1
+    return events, skipped
+
+
+def read_events(run_dir: str | os.PathLike) -> list[Event]:
+    """A run's events in order; unreadable lines are skipped (see read_events_counted)."""
+    return read_events_counted(run_dir)[0]
 
 
 @dataclass
@@ -158,6 +191,7 @@ class RunStatus:
     progress: StageProgress | None = None
     batch: Batch | None = None
     epoch: Epoch | None = None
+    skipped: int = 0  # lines of events.jsonl that could not be read
 
     @property
     def fitting(self) -> bool:
@@ -170,9 +204,11 @@ class RunStatus:
         return self.last if isinstance(self.last, (Cancelled, Error)) else None
 
 
-def fold(run_id: str, run_dir: Path, finished: bool, events: list[Event]) -> RunStatus:
+def fold(
+    run_id: str, run_dir: Path, finished: bool, events: list[Event], skipped: int = 0
+) -> RunStatus:
     """A RunStatus from a run's events (the latest of each kind wins)."""
-    status = RunStatus(run_id, run_dir, finished, events=len(events))
+    status = RunStatus(run_id, run_dir, finished, events=len(events), skipped=skipped)
     for event in events:
         status.last = event
         if isinstance(event, (Stage, StageProgress, Batch, Epoch)):
@@ -231,6 +267,7 @@ class StatusView:
     now: str | None  # the metrics of the batch being fitted
     last_epoch: str | None
     warning: str | None  # why a run that is not running stopped
+    note: str | None = None  # records of the run that could not be read
 
 
 def status_view(status: RunStatus) -> StatusView:
@@ -247,10 +284,14 @@ def status_view(status: RunStatus) -> StatusView:
         warning = status.stopped.message
     elif not status.running:
         warning = "The training process ended without finishing (killed or crashed)."
+    note = None
+    if status.skipped:
+        note = f"{status.skipped} unreadable line(s) of {EVENTS_FILE} were skipped."
     return StatusView(
         stage_text(status) or None,
         bar,
         now,
         epoch_text(status.epoch) if status.epoch else None,
         warning,
+        note,
     )

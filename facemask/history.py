@@ -48,13 +48,26 @@ def trim(run_dir: str | os.PathLike, epochs_done: int) -> None:
 
 
 def read(run_dir: str | os.PathLike) -> list[dict[str, float | str]]:
-    """The rows, numbers parsed; [] when the run has no history."""
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.is_file():
+    """The rows, numbers parsed; [] when the run has no history.
+
+    A line that is not UTF-8, or has more or fewer fields than the header, is skipped: one bad
+    record never hides the rest of the run.
+    """
+    try:
+        data = (Path(run_dir) / HISTORY_FILE).read_bytes()
+    except OSError:
         return []
+    lines = []
+    for raw in data.splitlines():
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
     rows = []
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
+    try:
+        for row in csv.DictReader(lines):
+            if None in row or None in row.values():
+                continue
             parsed: dict[str, float | str] = {}
             for key, value in row.items():
                 try:
@@ -62,6 +75,8 @@ def read(run_dir: str | os.PathLike) -> list[dict[str, float | str]]:
                 except (TypeError, ValueError):
                     parsed[key] = value
             rows.append(parsed)
+    except csv.Error:  # e.g. a NUL byte: the rows read so far stand
+        pass
     return rows
 
 

@@ -8,13 +8,18 @@ run never shows up as complete; it can be resumed from its last checkpoint.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +34,15 @@ from facemask.files import (
     REPO_ROOT,
     STATE_FILE,
     is_servable,
+    write_json,
 )
 
 MODELS_DIR = Path(os.environ.get("FACEMASK_MODELS_DIR", REPO_ROOT / "models"))
 RUNS_DIR = Path(os.environ.get("FACEMASK_RUNS_DIR", REPO_ROOT / "runs"))
 DEFAULT_MODEL = "mobilenetv2"
+LOCK_FILE = ".launch.lock"
+NOT_SERVABLE = "not_servable"
+"""A card key: why the app must not serve that model (facemask.data.unmeasured_reason)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -57,23 +66,67 @@ class ModelEntry:
     @property
     def title(self) -> str:
         arch = self.card.get("architecture", "?")
-        acc = self.card.get("metrics", {}).get("test", {}).get("accuracy")
+        metrics = self.card.get("metrics")
+        test = metrics.get("test") if isinstance(metrics, dict) else None
+        acc = test.get("accuracy") if isinstance(test, dict) else None
         tail = f", test acc {acc:.1%}" if isinstance(acc, (int, float)) else ""
         return f"{self.name} ({self.source}: {arch}{tail})"
 
 
-def _is_alive(pid: int) -> bool:
+def _process(pid: int) -> tuple[str, list[str]] | None:
+    """(start time, command line) of a live process; None when it is gone or a zombie.
+
+    Linux: read from /proc (the start time is in clock ticks since boot, field 22 of stat).
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name in (...) may hold spaces
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19], cmdline.decode(errors="replace").split("\0")
+
+
+def _is_training(cmdline: list[str], run_id: str | None) -> bool:
+    """A `facemask train` command line (of `run_id`, when given)."""
+    text = " ".join(cmdline)
+    if "facemask" not in text or "train" not in cmdline:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie child still answers kill(0)
-        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        return status != "Z"
+    return run_id is None or run_id in cmdline
+
+
+def pid_record(pid: int) -> dict[str, Any] | None:
+    """What a pid file holds: the pid, the process's start time and its command line."""
+    found = _process(pid)
+    return None if found is None else {"pid": pid, "start": found[0], "command": found[1]}
+
+
+def trusted_pid(pid_file: Path, run_id: str) -> int | None:
+    """The pid in a run's pid file, only when that process is the training it names.
+
+    A pid file outlives its process after a crash, and the pid may then belong to a stranger:
+    the process must be alive, have the recorded start time, and run `facemask train`.
+    A bare pid (no record) must run `facemask train ... <run id>`.
+    """
+    try:
+        text = pid_file.read_text(errors="replace").strip()
     except OSError:
-        return True
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = int(text) if text.isdigit() else None
+    if isinstance(record, int):
+        found = _process(record)
+        return record if found and _is_training(found[1], run_id) else None
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        return None
+    found = _process(record["pid"])
+    if found is None or found[0] != record.get("start") or not _is_training(found[1], None):
+        return None
+    return record["pid"]
 
 
 class RunStore:
@@ -106,14 +159,49 @@ class RunStore:
     def partial_dir(self, run_id: str) -> Path:
         return self.partial_root / safe_name(run_id)
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store's launch lock (fcntl, so it holds across processes and sessions)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK_FILE).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _refuse_if_busy(self) -> None:
+        running = self.active()
+        if running and running[1] != os.getpid():
+            raise RunError(f"Run {running[0]} is already training; one training at a time.")
+
     def create(self, run_id: str) -> Path:
-        """The folder a new run trains in (launch() may have made it already, with a pid)."""
-        path = self.partial_dir(run_id)
-        if (self.root / run_id).exists() or (path / STATE_FILE).exists():
-            raise RunError(f"A run called {run_id!r} already exists; resume it or pick another id.")
-        path.mkdir(parents=True, exist_ok=True)
-        (path / PID_FILE).write_text(str(os.getpid()))
+        """The folder a new run trains in, claimed by this process (launch() may have made it,
+        with this process's pid). RunError when the run exists or another training runs."""
+        with self._locked():
+            path = self.partial_dir(run_id)
+            if (self.root / run_id).exists() or (path / STATE_FILE).exists():
+                raise RunError(
+                    f"A run called {run_id!r} already exists; resume it or pick another id."
+                )
+            self._refuse_if_busy()
+            path.mkdir(parents=True, exist_ok=True)
+            self._write_pid(path, os.getpid())
         return path
+
+    def claim(self, run_id: str) -> Path:
+        """Mark an unfinished run as trained by this process (resume); RunError when another
+        training runs."""
+        with self._locked():
+            path = self.partial_dir(run_id)
+            self._refuse_if_busy()
+            self._write_pid(path, os.getpid())
+        return path
+
+    @staticmethod
+    def _write_pid(run_dir: Path, pid: int) -> None:
+        record = pid_record(pid) or {"pid": pid}
+        write_json(run_dir / PID_FILE, record)
 
     def finalize(self, run_id: str) -> Path:
         """Move a completed run into place atomically (one rename)."""
@@ -139,7 +227,10 @@ class RunStore:
         """Runs not finished: training now, cancelled or killed (resumable)."""
         if not self.partial_root.is_dir():
             return []
-        return sorted((p for p in self.partial_root.iterdir() if p.is_dir()), reverse=True)
+        return sorted(
+            (p for p in self.partial_root.iterdir() if p.is_dir() and _NAME.match(p.name)),
+            reverse=True,
+        )
 
     def models(self) -> list[ModelEntry]:
         """Every servable model: shipped first, then finished runs (newest first)."""
@@ -151,7 +242,7 @@ class RunStore:
         for path in self.finished():
             if is_servable(path):
                 entries.append(self._entry(path, "run"))
-        return [e for e in entries if e is not None]
+        return [e for e in entries if e is not None and not e.card.get(NOT_SERVABLE)]
 
     def _entry(self, path: Path, source: str) -> ModelEntry | None:
         try:
@@ -159,11 +250,33 @@ class RunStore:
         except ModelError:
             return None
 
-    def compared_runs(self) -> list[Path]:
-        """Everything with a card and a history: shipped model cards and finished runs."""
+    def _carded(self) -> list[Path]:
+        """Shipped model folders and finished runs that have a card file."""
         dirs = sorted(self.models_dir.iterdir()) if self.models_dir.is_dir() else []
         dirs += self.finished()
         return [p for p in dirs if (p / CARD_FILE).is_file()]
+
+    def compared_runs(self) -> list[Path]:
+        """Everything with a readable card: shipped model cards and finished runs."""
+        return [p for p in self._carded() if self._entry(p, "") is not None]
+
+    def not_servable(self) -> list[tuple[str, str]]:
+        """(name, reason) of each finished run the app does not serve (its card says why)."""
+        entries = (self._entry(path, "run") for path in self.finished())
+        return [
+            (e.name, str(e.card[NOT_SERVABLE])) for e in entries if e and e.card.get(NOT_SERVABLE)
+        ]
+
+    def unreadable(self) -> list[tuple[str, str]]:
+        """(name, reason) of each model folder or finished run whose card cannot be read: the
+        listings skip them, and the page says so."""
+        found = []
+        for path in self._carded():
+            try:
+                read_card(path)
+            except ModelError as exc:
+                found.append((path.name, str(exc)))
+        return found
 
     def resolve_model(self, name: str) -> Path:
         """Model folder for a name chosen in the UI: only inside models/ or runs/."""
@@ -171,37 +284,52 @@ class RunStore:
         for root in (self.models_dir, self.root):
             path = (root / name).resolve()
             if path.parent == root.resolve() and (path / CARD_FILE).is_file():
+                entry = self._entry(path, "")
+                if entry is not None and entry.card.get(NOT_SERVABLE):
+                    raise ModelError(f"{name}: {entry.card[NOT_SERVABLE]}")
                 return path
         raise ModelError(f"There is no model called {name!r} in {self.models_dir} or {self.root}.")
 
     # -- the training subprocess -----------------------------------------------------
     def active(self) -> tuple[str, int] | None:
-        """(run id, pid) of the training running now, if any. One at a time."""
+        """(run id, pid) of the training running now, if any. One at a time.
+
+        Only a pid file whose process is that training counts (`trusted_pid`)."""
         for path in self.in_progress():
-            pid_text = (path / PID_FILE).read_text().strip() if (path / PID_FILE).is_file() else ""
-            if pid_text.isdigit() and _is_alive(int(pid_text)):
-                return path.name, int(pid_text)
+            pid = trusted_pid(path / PID_FILE, path.name)
+            if pid is not None:
+                return path.name, pid
         return None
 
-    def launch(self, args: list[str], run_id: str) -> int:
-        """Start `facemask train ARGS --run-id RUN_ID` in its own process; returns its pid."""
-        running = self.active()
-        if running:
-            raise RunError(f"Run {running[0]} is already training; one training at a time.")
-        run_dir = self.partial_dir(run_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log_path = run_dir / LOG_FILE
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "FACEMASK_RUNS_DIR": str(self.root)}
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "facemask", "train", *args, "--run-id", run_id],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
-        (run_dir / PID_FILE).write_text(str(proc.pid))
+    def launch(self, args: list[str], run_id: str | None = None, backbone: str = "run") -> int:
+        """Start `facemask train ARGS --run-id RUN_ID` in its own process; returns its pid.
+
+        Atomic: under the store's lock (across processes) the check that nothing trains, the
+        new run's id (when run_id is None: a fresh, unique one for `backbone`), the spawn and
+        the pid record happen as one step. The child is reaped when it ends (no zombie).
+        """
+        with self._locked():
+            running = self.active()
+            if running:
+                raise RunError(f"Run {running[0]} is already training; one training at a time.")
+            if run_id is None:
+                run_id = self.new_id(backbone)
+            run_dir = self.partial_dir(run_id)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "FACEMASK_RUNS_DIR": str(self.root)}
+            with (run_dir / LOG_FILE).open("ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "facemask", "train", *args, "--run-id", run_id],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
+            self._write_pid(run_dir, proc.pid)
+        # NOTE: a thread per child waits for it, so a finished or cancelled training is reaped
+        # at once rather than left a zombie until the next launch.
+        threading.Thread(target=proc.wait, name=f"reap-{run_id}", daemon=True).start()
         return proc.pid
 
     def cancel(self, run_id: str) -> bool:
@@ -215,17 +343,19 @@ class RunStore:
 
     def discard(self, run_id: str) -> None:
         """Delete an unfinished run that is not training."""
-        running = self.active()
-        if running and running[0] == run_id:
-            raise RunError(f"Run {run_id} is training; cancel it first.")
-        shutil.rmtree(self.partial_dir(run_id), ignore_errors=True)
+        with self._locked():
+            running = self.active()
+            if running and running[0] == run_id:
+                raise RunError(f"Run {run_id} is training; cancel it first.")
+            shutil.rmtree(self.partial_dir(run_id), ignore_errors=True)
 
     def status(self, run_id: str) -> events.RunStatus:
         """Where a run stands, folded from its progress events (facemask.events)."""
         path = self.partial_dir(run_id)
         if not path.is_dir():
             path = self.root / safe_name(run_id)
-        status = events.fold(run_id, path, path.parent == self.root, events.read_events(path))
+        found, skipped = events.read_events_counted(path)
+        status = events.fold(run_id, path, path.parent == self.root, found, skipped)
         running = self.active()
         status.running = bool(running and running[0] == run_id)
         return status

@@ -4,7 +4,6 @@ exported run directory, is `train()`."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -21,11 +20,13 @@ from facemask import BARE, history
 from facemask.card import build_card
 from facemask.config import TrainConfig
 from facemask.data import (
+    check_splits,
     describe_data,
     extract_crops,
     resize_crops,
     scan_dataset,
     split_dataset,
+    unmeasured_reason,
 )
 from facemask.detect import TRAINING, FaceDetector
 from facemask.errors import RunError
@@ -63,7 +64,7 @@ from facemask.files import (
     write_json,
 )
 from facemask.models import build_classifier, unfreeze_top
-from facemask.runs import RunStore
+from facemask.runs import NOT_SERVABLE, RunStore
 
 HARD_COPIES = 2
 """Extra copies of each hard negative in the fine-tuning data."""
@@ -125,7 +126,7 @@ def train(
         if not isinstance(saved, dict):
             raise RunError(f"Run {run_id} has nothing to resume: no config.json in {run_dir}.")
         config = TrainConfig(**{**saved, "command": f"{saved.get('command')}  # resumed"})
-        (run_dir / PID_FILE).write_text(str(os.getpid()))
+        store.claim(run_id)
     else:
         run_dir = store.create(run_id)
         write_json(run_dir / CONFIG_FILE, asdict(config))
@@ -149,6 +150,7 @@ def train(
         for path, reason in scan.skipped[:20]:
             log(f"  skipped {path}: {reason}")
         splits = split_dataset(scan, seed=config.seed)
+        check_splits(scan, splits)
         events.emit(Stage("crops", "Finding and cropping faces (cached)"))
         log("  finding faces with the inference detector and cropping them (cached)")
         detector = FaceDetector(TRAINING)
@@ -190,6 +192,8 @@ def train(
         card = build_card(
             config, run_id, run_dir, model, labels, scan, data_report, metrics, wall_time_s
         )
+        if reason := unmeasured_reason(scan, splits):
+            card[NOT_SERVABLE] = reason
         write_json(run_dir / CARD_FILE, card)
 
         events.emit(Stage("export", "Exporting to TFLite and TF.js"))

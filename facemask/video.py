@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -32,6 +33,10 @@ OUTPUT_MAX_SIDE = 1280
 """Frames whose longer side exceeds this are scaled down before detection and written at that
 size (faces stay large enough)."""
 DEFAULT_FPS = Fraction(25)
+MIN_FPS, MAX_FPS = 1, 240
+"""Frame rates the output can carry; a video outside them is refused, not slowed down."""
+FOLDER_PREFIX = "facemask-video-"
+"""A job's temporary folder: FOLDER_PREFIX + the server's pid + a random part."""
 _CRF = "23"
 _PRESET = "veryfast"
 
@@ -82,7 +87,11 @@ def _open(src: Path):
     try:
         if not container.streams.video:
             raise VideoError(f"{src.name} has no video stream.")
-        gate.check_video_stream(container.streams.video[0], src.name)
+        stream = container.streams.video[0]
+        gate.check_video_stream(stream, src.name)
+        # FFmpeg refuses to allocate any frame above this: a stream whose frames grow is
+        # stopped before a big frame is decoded, whatever its header declared.
+        stream.codec_context.options = {"max_pixels": str(gate.MAX_IMAGE_PIXELS)}
     except VideoError:
         container.close()
         raise
@@ -134,9 +143,7 @@ def annotate_video(
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        fps = Fraction(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
-        if not 1 <= fps <= 240:
-            fps = DEFAULT_FPS
+        fps, notes = _frame_rate(stream, src.name)
         limit = int(MAX_VIDEO_SECONDS * fps)
         if max_frames is not None:
             limit = min(limit, max(1, int(max_frames)))
@@ -151,7 +158,7 @@ def annotate_video(
     if summary["frames"] == 0:
         dst.unlink(missing_ok=True)
         raise VideoError(f"{src.name} has no decodable video frames.")
-    notes = list(summary["notes"])
+    notes += summary["notes"]
     if summary["hit_limit"] and (max_frames is None or limit < max_frames):
         notes.append(f"Only the first {MAX_VIDEO_SECONDS:.0f} s of {src.name} were processed.")
     return VideoSummary(
@@ -165,6 +172,21 @@ def annotate_video(
         output=dst,
         notes=tuple(notes),
     )
+
+
+def _frame_rate(stream, name: str) -> tuple[Fraction, list[str]]:
+    """The stream's frame rate (and a note when it had to be assumed); VideoError outside
+    MIN_FPS..MAX_FPS, which a player would show as slow or fast motion."""
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate:
+        return DEFAULT_FPS, [f"{name} does not give its frame rate; {DEFAULT_FPS} fps assumed."]
+    fps = Fraction(rate)
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise VideoError(
+            f"{name} runs at {float(fps):.4g} frames per second; supported frame rates are "
+            f"{MIN_FPS} to {MAX_FPS}."
+        )
+    return fps, []
 
 
 def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progress, stop) -> dict:
@@ -184,7 +206,9 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
                     break
                 if stop is not None and stop.is_set():
                     raise VideoCancelled(f"Stopped after {frames} frames; nothing was saved.")
-                rgb = gate.check_frame(_frame_rgb(frame), f"Frame {frames + 1}", VideoError)
+                label = f"Frame {frames + 1}"
+                gate.check_size(frame.width, frame.height, label, VideoError)  # before converting
+                rgb = gate.check_frame(_frame_rgb(frame), label, VideoError)
                 if out_stream is None:
                     width, height = _output_size(rgb.shape[1], rgb.shape[0])
                     out_stream = _video_stream(out, fps, width, height)
@@ -201,6 +225,11 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
                 frames += 1
                 if progress is not None:
                     progress(frames, max(total, frames))
+        except av.error.ArgumentError as exc:  # max_pixels: a frame above the size limit
+            raise VideoError(
+                f"Frame {frames + 1} is larger than {gate.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels "
+                "(or unreadable); the video is refused."
+            ) from exc
         except (av.error.FFmpegError, ValueError) as exc:
             if frames == 0:
                 raise VideoError(f"The video could not be decoded: {_reason(exc)}.") from exc
@@ -257,16 +286,19 @@ class VideoJob:
 
     The job owns a temporary folder holding the input copy and the output; `close()` removes it.
     Read `frames` / `total` for progress; once `done`, either `summary` or `error` is set.
+    `touch()` says its owner still watches it (VideoJobs ends jobs nobody watches).
     """
 
     def __init__(self, data: bytes, name: str, pipeline: Pipeline) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="facemask-video-"))
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))
         self.source = self.folder / "input" / _safe_name(name)
         self.source.parent.mkdir()
         self.source.write_bytes(data)
         self.frames, self.total = 0, 0
         self.summary: VideoSummary | None = None
         self.error: Exception | None = None  # VideoError for the user's file, else a bug
+        self.last_seen = time.monotonic()
+        self.closed = False  # its files are gone (closed by its owner or for idleness)
         self._stop = threading.Event()
         self._pipeline = pipeline
         self._thread = threading.Thread(target=self._run, name="facemask-video", daemon=True)
@@ -290,6 +322,9 @@ class VideoJob:
     def done(self) -> bool:
         return not self._thread.is_alive()
 
+    def touch(self) -> None:
+        self.last_seen = time.monotonic()
+
     def cancel(self) -> None:
         self._stop.set()
 
@@ -302,6 +337,7 @@ class VideoJob:
         """Stop the job if it runs, then remove its files."""
         self.cancel()
         self.wait()
+        self.closed = True
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

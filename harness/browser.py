@@ -171,13 +171,15 @@ def start_app(
     entry: str = "serve.py",
     root: Path = REPO,
     options: tuple[str, ...] = (),
+    address: str = "127.0.0.1",
     **env_vars: str,
 ) -> Iterator[App]:
     """`streamlit run <entry>` in `root` (this repository, or another checkout to compare with)
     on a free port in test mode (loopback-only WebRTC, the status file), serving a copy of
     `model_dir` (root's models/ when None); `options` add to its command line (e.g.
-    "--server.disconnectedSessionTTL", "5") and `env_vars` to its environment. Stopped
-    (terminate, then kill) on exit."""
+    "--server.disconnectedSessionTTL", "5") and `env_vars` to its environment. `address` is
+    where it listens (0.0.0.0: as if reachable from a network); it is reached on 127.0.0.1
+    either way. Stopped (terminate, then kill) on exit."""
     env = {
         **os.environ,
         "FACEMASK_RUNS_DIR": str(work / "runs"),
@@ -195,7 +197,7 @@ def start_app(
     log_path = work / "streamlit.log"
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", entry, "--server.port", str(port)]
-    command += ["--server.headless", "true", "--server.address", "127.0.0.1"]
+    command += ["--server.headless", "true", "--server.address", address]
     command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     command += list(options)
     with log_path.open("wb") as log:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,10 +104,12 @@ def test_a_valid_form_launches_the_cli_with_its_flags(folders, monkeypatch) -> N
     launched: list[tuple[list[str], str]] = []
     sleeper: list[subprocess.Popen] = []
 
-    def launch(self: RunStore, args: list[str], run_id: str) -> int:
-        """Record the command; a sleeping process stands in for the trainer (like launch)."""
+    def launch(self: RunStore, args: list[str], run_id=None, backbone: str = "run") -> int:
+        """Record the command; a sleeping process stands in for the trainer (like launch: its
+        command line names `facemask train` and the run, so the store trusts its pid)."""
+        run_id = run_id or self.new_id(backbone)
         launched.append((args, run_id))
-        sleeper.append(subprocess.Popen(["sleep", "60"]))
+        sleeper.append(stand_in_trainer(run_id))
         self.partial_dir(run_id).mkdir(parents=True)
         (self.partial_dir(run_id) / "train.pid").write_text(str(sleeper[0].pid))
         return sleeper[0].pid
@@ -163,9 +166,15 @@ def write_partial_run(runs: Path, run_id: str, pid: int | None) -> Path:
     return run_dir
 
 
+def stand_in_trainer(run_id: str) -> subprocess.Popen:
+    """A real process standing in for the trainer (the page only signals it): its command line
+    names `facemask train` and the run, as the run store requires of a pid it trusts."""
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    return subprocess.Popen([*sleep, "facemask", "train", "--run-id", run_id])
+
+
 def test_a_training_in_progress_is_watched_cancelled_and_discarded(folders) -> None:
-    # a real process stands in for the trainer (the page only signals it)
-    trainer = subprocess.Popen(["sleep", "60"])
+    trainer = stand_in_trainer("20260101-000000-mobilenetv2")
     try:
         run_dir = write_partial_run(folders["runs"], "20260101-000000-mobilenetv2", trainer.pid)
         at = open_page()
@@ -255,7 +264,9 @@ def test_a_cancelled_run_is_resumed_with_resume(folders, monkeypatch) -> None:
     events.EventLog(run_dir).emit(events.Cancelled(message))
     launched: list[tuple[list[str], str]] = []
     monkeypatch.setattr(
-        RunStore, "launch", lambda self, args, run_id: launched.append((args, run_id)) or 0
+        RunStore,
+        "launch",
+        lambda self, args, run_id=None, backbone="": launched.append((args, run_id)) or 0,
     )
     at = open_page()
     assert at.warning.values == ["Stopped; resume it to continue from the last epoch."]

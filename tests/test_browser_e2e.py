@@ -57,9 +57,12 @@ def _chromium() -> str:
 
 
 @contextmanager
-def start_app(tmp_path: Path, model_dir: Path, **env_vars: str) -> Iterator[App]:
-    """harness.start_app: the app on a free port in test mode, serving a copy of `model_dir`."""
-    with harness.start_app(tmp_path, model_dir, **env_vars) as app:
+def start_app(
+    tmp_path: Path, model_dir: Path, address: str = "127.0.0.1", **env_vars: str
+) -> Iterator[App]:
+    """harness.start_app: the app on a free port in test mode, serving a copy of `model_dir`,
+    listening on `address` (0.0.0.0: as if reachable from a network)."""
+    with harness.start_app(tmp_path, model_dir, address=address, **env_vars) as app:
         yield app
 
 
