@@ -337,8 +337,8 @@ class VideoJob:
         """Stop the job if it runs, then remove its files."""
         self.cancel()
         self.wait()
-        self.closed = True
         shutil.rmtree(self.folder, ignore_errors=True)
+        self.closed = True  # NOTE: after the removal: other threads read `closed` as "files gone"
 
 
 def _safe_name(name: str) -> str:
