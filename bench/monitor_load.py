@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness import rtsp  # noqa: E402
-from harness.clips import free_port, write_clip  # noqa: E402
+from harness import free_port, rtsp  # noqa: E402
+from harness.clips import write_clip  # noqa: E402
 
 TARGET = {"fps": 5.0, "age_s": 0.5, "cpu_pct": 100.0, "rss_mb": 800.0}
 PEOPLE = ["without_mask_00597.jpg", "with_mask_00002.jpg", "with_mask_00820.jpg"]

@@ -29,15 +29,10 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
-from test_browser_e2e import (  # noqa: E402  (the browser test's harness: one way to do it)
-    SHIPPED_MODEL,
-    _open_page,
-    browsers,
-    process_memory_mb,
-    start_app,
-)
+from harness.browser import browsers, process_memory_mb, start_app  # noqa: E402
+
+SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
 
 PHOTO = REPO / "tests" / "data" / "faces" / "astronaut.jpg"
 SIZE = (5600, 4200)
@@ -102,7 +97,8 @@ class Sampler:
 
 def upload(page, base: str, photos: list[Path], timeout_s: float) -> None:
     page.goto(base, wait_until="domcontentloaded")
-    _open_page(page, "Upload", "Upload photos or a video")
+    page.get_by_role("link", name="Upload", exact=True).first.click()
+    page.get_by_role("heading", name="Upload photos or a video").first.wait_for(timeout=90_000)
     page.locator('input[type="file"][accept*=".png"]').first.set_input_files(photos)
     summary = page.get_by_text(re.compile(rf"face\(s\) in {len(photos)} image\(s\)"))
     summary.wait_for(timeout=timeout_s * 1000)

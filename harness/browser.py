@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,8 @@ from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
+
+from harness import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FRAME_SIZE = (640, 480)
@@ -79,13 +80,6 @@ def chromium() -> str:
     raise BrowserMissing(
         "Debian's chromium is not installed (scripts/install-browser.sh installs it)"
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, poll: float = 0.25) -> Any:

@@ -3,7 +3,6 @@ photos in tests/data/faces (nothing stored): a grey 640x480 canvas with a face d
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,13 +12,6 @@ from PIL import Image
 
 FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
 CANVAS = (640, 480)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on (just now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def face_canvas(photo: str | None, x: int = 200, height: int = 240) -> np.ndarray:

@@ -23,8 +23,8 @@ from facemask.cameras import (
     parse_camera,
     redact,
 )
-from harness import rtsp
-from harness.clips import face_canvas, free_port, write_clip
+from harness import free_port, rtsp
+from harness.clips import face_canvas, write_clip
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from facemask.data import MIN_IMAGES_PER_CLASS
 from facemask.datasets import check_dataset, dataset_choices, find_dataset
 from facemask.errors import DatasetError
 from facemask.files import (
@@ -61,11 +62,14 @@ def test_a_dataset_is_chosen_among_the_root_sub_folders_only(tmp_path: Path) -> 
     root = tmp_path / "data"
     for folder in ("faces/with_mask", "faces/without_mask", ".hidden/with_mask"):
         (root / folder).mkdir(parents=True)
-    for name in ("faces/with_mask/a.jpg", "faces/without_mask/b.jpg"):
-        (root / name).write_bytes((REPO_ROOT / "tests/data/faces/astronaut.jpg").read_bytes())
+    photo = (REPO_ROOT / "tests/data/faces/astronaut.jpg").read_bytes()
+    for label in ("with_mask", "without_mask"):
+        for i in range(MIN_IMAGES_PER_CLASS):
+            (root / "faces" / label / f"{i}.jpg").write_bytes(photo)
     choices = dataset_choices([root])
     assert choices == {"data/faces": root / "faces"}
-    assert check_dataset(root / "faces", [root]) == {"with_mask": 1, "without_mask": 1}
+    counts = {"with_mask": MIN_IMAGES_PER_CLASS, "without_mask": MIN_IMAGES_PER_CLASS}
+    assert check_dataset(root / "faces", [root]) == counts
     for outside in (root / "faces" / "with_mask", tmp_path, root / ".hidden"):
         with pytest.raises(DatasetError, match="not inside a dataset folder this app may read"):
             check_dataset(outside, [root])

@@ -127,7 +127,7 @@ def test_upload_code_path_survives_every_hostile_file(shipped_model_dir) -> None
         error = None if outcome.error is None else str(outcome.error)
         outcomes[check_outcome(f, error)] += 1
         if outcome.error is None:
-            assert outcome.png.startswith(b"\x89PNG") and len(outcome.rows) == len(
+            assert outcome.preview.startswith(b"\xff\xd8") and len(outcome.rows) == len(
                 outcome.result["faces"]
             )
     print(f"\nfuzz via the Upload page's analyse_image: {dict(outcomes)} in "

@@ -22,7 +22,7 @@ from facemask.records import (
 )
 from facemask.records.leases import CameraLeases
 from facemask.records.store import MIGRATIONS, Batch
-from harness.clips import free_port
+from harness import free_port
 
 T0 = datetime(2026, 12, 3, 9, 30, 12, tzinfo=UTC)
 HEAD = "0003"  # the newest migration

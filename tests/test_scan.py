@@ -30,6 +30,7 @@ from facemask.runs import DEFAULT_MODEL
 from facemask.scan_table import FACES, FILES, ScanStore, results_table
 from facemask.scan_work import PHOTO, VIDEO, FileResult, ScanSettings, scan_video
 from facemask.video import annotate_video
+from harness import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -218,12 +219,6 @@ NODE = (  # NOTE: with multi-node on, Ray swaps 127.0.0.1 for this machine's out
     "s.node_ip_address_from_perspective = lambda address=None: '127.0.0.1'; "
     "from ray.scripts.scripts import main; sys.exit(main())"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -25,7 +25,8 @@ from facemask.cli import main
 from facemask.pipeline import Detection
 from facemask.records import RecordStore
 from facemask.watch import PersonVotes
-from harness.clips import free_port, write_clip
+from harness import free_port
+from harness.clips import write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
