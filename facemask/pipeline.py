@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -176,6 +177,25 @@ class FaceTracker:
                 track.missed += 1
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
         return smoothed
+
+
+class TrackVotes:
+    """Each tracked person's labels over their frames, and one voted label per person (the label
+    most of their frames had; a tie goes to the label seen first): how a video or an archive
+    counts people rather than face detections."""
+
+    def __init__(self) -> None:
+        self.votes: dict[int, Counter[str]] = {}
+
+    def add(self, detections: Sequence[Detection]) -> None:
+        """Count one frame's tracked detections."""
+        for det in detections:
+            if det.track_id is not None:
+                self.votes.setdefault(det.track_id, Counter())[det.label] += 1
+
+    def people(self) -> Counter[str]:
+        """People per voted label."""
+        return Counter(votes.most_common(1)[0][0] for votes in self.votes.values())
 
 
 class Pipeline:

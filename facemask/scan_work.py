@@ -20,8 +20,8 @@ import av.error
 
 from facemask import gate
 from facemask.errors import FacemaskError, VideoError
-from facemask.pipeline import Detection, FaceTracker, Pipeline
-from facemask.video import DEFAULT_FPS, _fit, _frame_rgb, _output_size, _reason
+from facemask.pipeline import Detection, FaceTracker, Pipeline, TrackVotes
+from facemask.video import DEFAULT_FPS, av_reason, fit_frame, frame_rgb, output_size
 
 PHOTO, VIDEO = "photo", "video"
 
@@ -99,7 +99,7 @@ def open_video(path: str):
     try:
         container = av.open(path, mode="r", format=demuxer)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise VideoError(f"{name} is not a readable video: {_reason(exc)}.") from exc
+        raise VideoError(f"{name} is not a readable video: {av_reason(exc)}.") from exc
     try:
         if not container.streams.video:
             raise VideoError(f"{name} has no video stream.")
@@ -119,7 +119,7 @@ def scan_video(pipeline: Pipeline, path: str, size: int, fps: float) -> FileResu
     result = FileResult(path, VIDEO, size)
     name = Path(path).name
     container = open_video(path)
-    tracker, votes = FaceTracker(), {}
+    tracker, people = FaceTracker(), TrackVotes()
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -135,28 +135,28 @@ def scan_video(pipeline: Pipeline, path: str, size: int, fps: float) -> FileResu
                 if fps > 0 and time * fps + 1e-6 < sample:
                     continue  # between two samples
                 sample = int(time * fps + 1e-6) + 1 if fps > 0 else 0
-                rgb = gate.check_frame(
-                    _frame_rgb(frame), f"Frame {index + 1} of {name}", VideoError
-                )
+                label = f"Frame {index + 1} of {name}"
+                gate.check_size(frame.width, frame.height, label, VideoError)  # before converting
+                rgb = gate.check_frame(frame_rgb(frame), label, VideoError)
                 if fitted is None:
                     result.height, result.width = rgb.shape[:2]
-                    fitted = _output_size(result.width, result.height)
-                detections = pipeline.process(_fit(rgb, *fitted), tracker)
+                    fitted = output_size(result.width, result.height)
+                detections = pipeline.process(fit_frame(rgb, *fitted), tracker)
                 scale = result.width / fitted[0]
                 for det in detections:
                     result.faces[det.label] += 1
-                    votes.setdefault(det.track_id, Counter())[det.label] += 1
                     result.face_rows.append(face_row(path, det, index, round(time, 3), scale))
+                people.add(detections)
                 result.frames += 1
         except (av.error.FFmpegError, ValueError) as exc:
             if result.frames == 0:
-                raise VideoError(f"{name} could not be decoded: {_reason(exc)}.") from exc
+                raise VideoError(f"{name} could not be decoded: {av_reason(exc)}.") from exc
             result.notes = f"The video is damaged after frame {index}; the rest was skipped."
     finally:
         container.close()
     if result.frames == 0:
         raise VideoError(f"{name} has no decodable video frames.")
-    result.people = Counter(v.most_common(1)[0][0] for v in votes.values())
+    result.people = people.people()
     result.seconds = round(result.seconds, 3)
     return result
 

@@ -26,7 +26,7 @@ from facemask import gate
 from facemask.errors import VideoError
 from facemask.files import atomic_path
 from facemask.gate import MAX_VIDEO_BYTES, MAX_VIDEO_SECONDS
-from facemask.pipeline import FaceTracker, Pipeline, annotate
+from facemask.pipeline import FaceTracker, Pipeline, TrackVotes, annotate
 from facemask.progress import ProgressCallback
 
 OUTPUT_MAX_SIDE = 1280
@@ -82,7 +82,7 @@ def _open(src: Path):
         container = av.open(str(src), mode="r", format=demuxer)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise VideoError(
-            f"{src.name} is not a readable video (MP4, MOV, AVI or WebM): {_reason(exc)}."
+            f"{src.name} is not a readable video (MP4, MOV, AVI or WebM): {av_reason(exc)}."
         ) from exc
     try:
         if not container.streams.video:
@@ -98,13 +98,13 @@ def _open(src: Path):
     return container
 
 
-def _reason(exc: Exception) -> str:
+def av_reason(exc: Exception) -> str:
     """FFmpeg's own words for an error, without the file path it appends."""
     text = getattr(exc, "strerror", None) or str(exc)
     return text[:1].lower() + text[1:].rstrip(".")
 
 
-def _output_size(width: int, height: int) -> tuple[int, int]:
+def output_size(width: int, height: int) -> tuple[int, int]:
     """Scale down to OUTPUT_MAX_SIDE and round to even numbers (yuv420p needs them)."""
     scale = min(1.0, OUTPUT_MAX_SIDE / max(width, height))
     out_w = max(2, int(round(width * scale / 2)) * 2)
@@ -193,7 +193,7 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
     """Decode, process, annotate and encode; returns counts for the summary."""
     tracker = FaceTracker()
     face_frames: Counter[str] = Counter()
-    track_votes: dict[int, Counter[str]] = {}
+    people = TrackVotes()
     notes: list[str] = []
     frames, hit_limit = 0, False
     out = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
@@ -208,16 +208,14 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
                     raise VideoCancelled(f"Stopped after {frames} frames; nothing was saved.")
                 label = f"Frame {frames + 1}"
                 gate.check_size(frame.width, frame.height, label, VideoError)  # before converting
-                rgb = gate.check_frame(_frame_rgb(frame), label, VideoError)
+                rgb = gate.check_frame(frame_rgb(frame), label, VideoError)
                 if out_stream is None:
-                    width, height = _output_size(rgb.shape[1], rgb.shape[0])
+                    width, height = output_size(rgb.shape[1], rgb.shape[0])
                     out_stream = _video_stream(out, fps, width, height)
-                rgb = _fit(rgb, out_stream.width, out_stream.height)
+                rgb = fit_frame(rgb, out_stream.width, out_stream.height)
                 detections = pipeline.process(rgb, tracker)
-                for det in detections:
-                    face_frames[det.label] += 1
-                    if det.track_id is not None:
-                        track_votes.setdefault(det.track_id, Counter())[det.label] += 1
+                face_frames.update(det.label for det in detections)
+                people.add(detections)
                 picture = av.VideoFrame.from_ndarray(annotate(rgb, detections), format="rgb24")
                 picture.pts = frames
                 for packet in out_stream.encode(picture):
@@ -232,16 +230,16 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
             ) from exc
         except (av.error.FFmpegError, ValueError) as exc:
             if frames == 0:
-                raise VideoError(f"The video could not be decoded: {_reason(exc)}.") from exc
+                raise VideoError(f"The video could not be decoded: {av_reason(exc)}.") from exc
             notes.append(f"The video is damaged after frame {frames}; the rest was skipped.")
         if out_stream is not None:
             for packet in out_stream.encode(None):
                 out.mux(packet)
     except av.error.FFmpegError as exc:
-        raise VideoError(f"The annotated video could not be written: {_reason(exc)}.") from exc
+        raise VideoError(f"The annotated video could not be written: {av_reason(exc)}.") from exc
     finally:
         out.close()
-    faces = Counter(votes.most_common(1)[0][0] for votes in track_votes.values())
+    faces = people.people()
     return {
         "frames": frames,
         "width": out_stream.width if out_stream is not None else 0,
@@ -262,7 +260,7 @@ def _video_stream(out, fps: Fraction, width: int, height: int):
     return stream
 
 
-def _frame_rgb(frame) -> np.ndarray:
+def frame_rgb(frame) -> np.ndarray:
     """A decoded frame as RGB uint8, turned upright when the container says it is rotated."""
     rgb = frame.to_ndarray(format="rgb24")
     quarter_turns = int(round((frame.rotation or 0) / 90)) % 4
@@ -271,7 +269,7 @@ def _frame_rgb(frame) -> np.ndarray:
     return rgb
 
 
-def _fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+def fit_frame(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize a frame to the output size (no-op when it already has it)."""
     if rgb.shape[1] == width and rgb.shape[0] == height:
         return rgb
