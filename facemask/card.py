@@ -55,7 +55,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "## Data",
         f"- {dataset.get('name')}: {dataset.get('provenance')}.",
-        f"- {dataset.get('images')} images; faces found by the inference detector in "
+        f"- {dataset.get('images')} images; faces found by the training detector in "
         f"{dataset.get('face_found')} ({dataset.get('found_after_padding')} after padding the "
         f"photo); {dataset.get('no_face_used_whole')} used whole; "
         f"{dataset.get('skipped')} files skipped.",

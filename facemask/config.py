@@ -17,7 +17,7 @@ from facemask.files import portable_path
 from facemask.models import BACKBONES, get_backbone
 
 INPUT_SIZES = (96, 128, 160, 192, 224)
-"""Input sizes the form offers (tools/tradeoff.py measured 96-224; README)."""
+"""Input sizes the form offers (tools/tradeoff.py measured 96-224: docs/measurements.md)."""
 WEIGHTS_CHOICES = ("imagenet", "none")
 """What a UI may start from; the CLI also takes a .h5 file."""
 PATH_FLAGS = ("--data", "--runs-dir", "--weights", "--output", "--annotate", "--scenes")

@@ -1,5 +1,5 @@
 """Datasets: scan and validate a folder of class folders, split it without leakage, and turn
-every image into the face crop the classifier sees at run time (same detector, same cropper).
+every image into a face crop (the TRAINING detector preset, the app's cropper and margin rule).
 """
 
 from __future__ import annotations

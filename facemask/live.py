@@ -9,7 +9,7 @@ adds its own guard for any other caller: a frame that arrives while another is b
 is not queued; it is answered at once with the last annotated picture.
 
 Several browsers share one server: `SessionSlots` admits at most `max_sessions_from_env()`
-streaming sessions per process (a measured capacity, see the README); a session beyond it is
+streaming sessions per process (measured: docs/measurements.md); a session beyond it is
 refused before it starts and told to use the in-browser page.
 """
 

@@ -152,7 +152,7 @@ def train(
         splits = split_dataset(scan, seed=config.seed)
         check_splits(scan, splits)
         events.emit(Stage("crops", "Finding and cropping faces (cached)"))
-        log("  finding faces with the inference detector and cropping them (cached)")
+        log("  finding faces with the training detector and cropping them (cached)")
         detector = FaceDetector(TRAINING)
         crops = extract_crops(
             scan.items,

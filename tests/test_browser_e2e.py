@@ -85,7 +85,7 @@ def app_server(
 
 def _server_memory(pid: int) -> dict:
     """Current and peak resident memory of the app server, also written to
-    test-output/app-memory.json for the README's figures."""
+    test-output/app-memory.json for docs/measurements.md."""
     memory = {k: round(v) for k, v in process_memory_mb(pid).items()}
     (REPO / "test-output").mkdir(exist_ok=True)
     (REPO / "test-output" / "app-memory.json").write_text(json.dumps(memory) + "\n")

@@ -2,7 +2,7 @@
 process, and through the Upload page's code path in this one. Every file gets a result or one
 sentence; the process ends without a signal, within a time bound, under a memory bound.
 
-Run alone: `python -m pytest -q -s tests/test_fuzz.py` (prints the figures the README quotes).
+Run alone: `python -m pytest -q -s tests/test_fuzz.py` (prints the figures of docs/measurements.md).
 """
 
 from __future__ import annotations

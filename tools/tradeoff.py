@@ -1,5 +1,5 @@
 """The accuracy / latency trade-off across trained models (e.g. one backbone at several input
-sizes), as a table for the model card and the README.
+sizes), as a table for the model card and docs/measurements.md.
 
     .venv/bin/python tools/tradeoff.py MODEL_DIR... [--scenes DIR] [--output FILE.json]
                                        [--threshold-for LABEL --min-recall R]
