@@ -66,7 +66,7 @@ def analyse_image(
         rgb = load_image(data, name=name)
         result, detections, whole = image_result(pipeline, rgb, name, whole_image=whole_image)
         shown = [whole] if whole is not None and not detections else detections
-        png = encode_image(annotate(rgb, shown), "PNG")
+        png = encode_image(annotate(rgb, shown, legend=pipeline.labels), "PNG")
     except FacemaskError as exc:
         return ImageOutcome(name, error=exc)
     return ImageOutcome(name, result, png, face_rows(detections))

@@ -194,7 +194,9 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
                     face_frames[det.label] += 1
                     if det.track_id is not None:
                         track_votes.setdefault(det.track_id, Counter())[det.label] += 1
-                picture = av.VideoFrame.from_ndarray(annotate(rgb, detections), format="rgb24")
+                picture = av.VideoFrame.from_ndarray(
+                    annotate(rgb, detections, legend=pipeline.labels), format="rgb24"
+                )
                 picture.pts = frames
                 for packet in out_stream.encode(picture):
                     out.mux(packet)
