@@ -33,6 +33,7 @@ PLACEMENTS: dict[str, str] = {
     "on_chin": WORN_WRONG,  # pulled down below the lower lip
 }
 WRONG_PLACEMENTS = tuple(k for k, v in PLACEMENTS.items() if v == WORN_WRONG)
+WRONG_SHARES = (0.5, 0.2, 0.3)  # under the nose is the commonest way a mask is worn wrong
 SHAPES = ("surgical", "cloth", "ffp2")
 SURGICAL_COLOURS = (
     (168, 206, 230),
@@ -304,7 +305,7 @@ def make_dataset(
             if points is None:
                 counts["skipped"] += 1
                 continue
-            wanted = [WRONG_PLACEMENTS[rng.integers(len(WRONG_PLACEMENTS))]]
+            wanted = [WRONG_PLACEMENTS[rng.choice(len(WRONG_PLACEMENTS), p=WRONG_SHARES)]]
             if rng.random() < right_share:
                 wanted.append("worn_right")
             for placement in wanted:
