@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -68,3 +69,22 @@ def test_the_served_model_names_worn_wrong_faces(three_class_model: Path, face_i
             assert sum(det.probabilities) == pytest.approx(1.0, abs=1e-3)
             seen += 1
     assert seen > 0
+
+
+def test_shipped_three_class_model_is_complete_and_reads_worn_wrong_faces(face_images) -> None:
+    folder = Path(__file__).parents[1] / "models" / "mobilenetv2-3class"
+    card = json.loads((folder / "card.json").read_text())
+    assert card["labels"] == [WORN_WRONG, "with_mask", "without_mask"]
+    for name in ("model.tflite", "model_int8.tflite", "tfjs/model.json", "MODEL_CARD.md"):
+        assert (folder / name).is_file(), name
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 25 * 2**20
+    for name in ("card.json", "config.json", "MODEL_CARD.md"):
+        text = (folder / name).read_text()
+        assert not any(prefix in text for prefix in ("/work/", "/root/", "/tmp/", "/home/"))
+    pipeline = Pipeline(FaceDetector(WEBCAM), MaskClassifier(folder))
+    assert pipeline.classifier.thresholds == {"with_mask": 0.9}
+    bare = load_image(next(p for p in face_images if p.name.startswith("without_mask")))
+    points = wm.face_points(bare, pipeline.detector, wm.fm.FaceMesh())
+    made = wm.draw_mask(bare, points, "on_chin", np.random.default_rng(0), shape="surgical")
+    labels = [d.label for d in pipeline.process(made.image)]
+    assert labels and labels[0] != "with_mask"  # a mask on the chin is not a mask worn
