@@ -55,8 +55,8 @@ webrtc.apply_loopback_mode()
 st.title("Live webcam")
 st.caption(
     "Press **Start** and allow the camera. Every face gets a box: green for a mask, red for "
-    "none. Frames are processed on the server; when it is busy it skips frames rather than "
-    "fall behind."
+    "none, amber for a mask worn wrong (with a model that knows it, e.g. mobilenetv2-3class). "
+    "Frames are processed on the server; when it is busy it skips frames rather than fall behind."
 )
 st.page_link(
     "app_pages/browser.py",

@@ -68,6 +68,8 @@ def compare_section(store: RunStore) -> None:
         st.columns(4), ("accuracy", "latency_ms", "size_mb", "parameters"), strict=True
     ):
         column.plotly_chart(charts.comparison_figure(rows, key), key=f"bar_{key}")
+    st.markdown("**Per class** (test split)")
+    st.dataframe(compare.per_class_rows(rows), hide_index=True)
     st.markdown("**Confusion matrices** (test split; rows: true label, columns: predicted)")
     matrices = compare.confusions(rows)
     for start in range(0, len(matrices), 3):

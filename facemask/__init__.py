@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 MASKED = "with_mask"
 BARE = "without_mask"
-WORN_WRONG = "mask_weared_incorrect"
-"""Nose or mouth uncovered: the scene sets' name for it, which a three-label model uses too."""
+WORN_WRONG = "mask_worn_incorrectly"
+"""Nose or mouth uncovered (the scene sets call it `mask_weared_incorrect`)."""
 LABELS: tuple[str, ...] = (MASKED, BARE)
 """Default labels in output order. Code must not assume two: a model's card.json is the truth."""

@@ -212,7 +212,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.annotate:
             out = Path(args.annotate) / annotated_name(file)
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(encode_image(annotate(rgb, detections)))
+            out.write_bytes(encode_image(annotate(rgb, detections, legend=pipeline.labels)))
     return 1 if failures == len(args.images) else 0
 
 

@@ -243,3 +243,27 @@ def confusions(
         labels, matrix = confusion(read_json(Path(row["dir"]) / CARD_FILE, {}))
         out.append((row["name"], row["dir"], labels, matrix))
     return out
+
+
+def per_class_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model and label of its test split: precision, recall, F1 and faces, so a
+    3-class model's `mask_worn_incorrectly` is read beside the other two."""
+    out = []
+    for row in rows:
+        card = read_json(Path(row["dir"]) / CARD_FILE, {})
+        per_class = card.get("metrics", {}).get("test", {}).get("per_class", {})
+        for label in card.get("labels", []):
+            figures = per_class.get(label) if isinstance(per_class, Mapping) else None
+            if not isinstance(figures, Mapping):
+                continue
+            out.append(
+                {
+                    "Model": row["name"],
+                    "Label": label,
+                    "Precision": _number(figures.get("precision")),
+                    "Recall": _number(figures.get("recall")),
+                    "F1": _number(figures.get("f1")),
+                    "Faces": figures.get("support"),
+                }
+            )
+    return out

@@ -9,7 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facemask import BARE, MASKED
+from facemask import BARE, MASKED, WORN_WRONG
 from facemask.classify import decide_indices
 
 SMALL_FACE_SIZES = (24, 32, 48)
@@ -90,18 +90,27 @@ def macro_f1(per_class: Mapping[str, Any]) -> float | None:
 
 
 def mask_figures(metrics: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:
-    """From classification_metrics: the two errors that matter in a crowd, bare faces called
-    masked (count, of how many, share) and masked faces recalled; {} without both labels."""
+    """From classification_metrics: the errors that matter at a door, bare faces called masked
+    (count, of how many, share) and masked faces recalled; {} without both labels. A model
+    with `mask_worn_incorrectly` adds that class's recall and precision."""
     if MASKED not in labels or BARE not in labels:
         return {}
     row = metrics["confusion"][list(labels).index(BARE)]
     called, bare = int(row[list(labels).index(MASKED)]), int(sum(row))
-    return {
+    figures = {
         "bare_called_masked": called,
         "bare_faces": bare,
         "bare_called_masked_share": round(called / bare, 4) if bare else None,
         "masked_recall": metrics["per_class"][MASKED]["recall"],
     }
+    wrong = metrics["per_class"].get(WORN_WRONG) if WORN_WRONG in labels else None
+    if wrong:
+        figures.update(
+            worn_wrong_recall=wrong["recall"],
+            worn_wrong_precision=wrong["precision"],
+            worn_wrong_faces=wrong["support"],
+        )
+    return figures
 
 
 def degrade(crops: np.ndarray, side: int) -> np.ndarray:

@@ -278,8 +278,10 @@ def annotate(
     frame: np.ndarray,
     detections: Sequence[Detection],
     overlay: Sequence[str] = (),
+    legend: Sequence[str] = (),
 ) -> np.ndarray:
-    """Draw a box and 'label NN%' on every face, plus overlay lines (FPS, latency) top-left.
+    """Draw a box and 'label NN%' on every face, plus overlay lines (FPS, latency) top-left and
+    a legend (a colour swatch and name per label in `legend`) bottom-left.
 
     Returns a new RGB frame; the input is not modified.
     """
@@ -320,7 +322,30 @@ def annotate(
             cv2.LINE_AA,
         )
         y += th + base + 10
+    if legend:
+        _draw_legend(out, legend, scale * 0.8, max(1, thickness - 1))
     return out
+
+
+def _draw_legend(out: np.ndarray, labels: Sequence[str], scale: float, thickness: int) -> None:
+    """One row of swatches along the bottom-left corner, on a dark band so it reads anywhere."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    texts = [LABEL_TEXT.get(label, label) for label in labels]
+    sizes = [cv2.getTextSize(t, font, scale, thickness) for t in texts]
+    th = max(h for (_, h), _ in sizes)
+    base = max(b for _, b in sizes)
+    swatch, gap, height = th + base, max(4, th // 2), out.shape[0]
+    width = sum(swatch + 4 + w + 2 * gap for (w, _), _ in sizes) + gap
+    top = height - swatch - 2 * gap
+    cv2.rectangle(out, (0, top), (min(width, out.shape[1] - 1), height - 1), (0, 0, 0), -1)
+    x = gap
+    for label, text, ((w, _), _) in zip(labels, texts, sizes, strict=True):
+        cv2.rectangle(out, (x, top + gap), (x + swatch, top + gap + swatch), label_color(label), -1)
+        cv2.putText(
+            out, text, (x + swatch + 4, top + gap + th), font, scale, (255, 255, 255), thickness,
+            cv2.LINE_AA,
+        )  # fmt: skip
+        x += swatch + 4 + w + 2 * gap
 
 
 class FrameTimer:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from facemask import WORN_WRONG
 from facemask.detect import Face
 from facemask.errors import DatasetError
 from facemask.face_models import box_iou
@@ -81,10 +82,15 @@ def load_scenes(root: str | Path) -> list[Scene]:
     return scenes
 
 
+SCENE_LABELS = {"mask_weared_incorrect": WORN_WRONG}
+"""Scene-set label names that differ from the product's: read as the product's label."""
+
+
 def _parse_entry(root: Path, index: int, entry: Any) -> Scene:
     try:
         faces = tuple(
-            SceneFace(box=_as_box(face["box"]), label=str(face["label"])) for face in entry["faces"]
+            SceneFace(box=_as_box(face["box"]), label=_label(str(face["label"])))
+            for face in entry["faces"]
         )
         name = str(entry["file"])
         if Path(name).name != name:
@@ -97,6 +103,10 @@ def _parse_entry(root: Path, index: int, entry: Any) -> Scene:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DatasetError(f"annotations.json entry {index} is malformed: {exc!r}.") from exc
+
+
+def _label(name: str) -> str:
+    return SCENE_LABELS.get(name, name)
 
 
 def _as_box(values: Iterable[Any]) -> Box:

@@ -53,6 +53,7 @@ class ImageOutcome:
     rows: list[dict[str, Any]] = field(default_factory=list)
     shown: tuple[Detection, ...] = ()
     error: FacemaskError | None = None
+    legend: tuple[str, ...] = ()
 
 
 def admitted(sizes: Sequence[int], max_files: int | None = None, max_bytes: int | None = None
@@ -103,10 +104,14 @@ def analyse_image(
         shown = (whole,) if whole is not None and not detections else tuple(detections)
         small, scale = fit_side(rgb, PREVIEW_SIDE)
         del rgb  # NOTE: the decoded photo (tens of MB) goes before the preview is drawn
-        jpeg = encode_image(annotate(small, [_scaled(d, scale) for d in shown]), "JPEG", 85)
+        jpeg = encode_image(
+            annotate(small, [_scaled(d, scale) for d in shown], legend=pipeline.labels), "JPEG", 85
+        )
     except FacemaskError as exc:
         return ImageOutcome(name, error=exc)
-    return ImageOutcome(name, result, jpeg, face_rows(detections), shown)
+    return ImageOutcome(
+        name, result, jpeg, face_rows(detections), shown, legend=tuple(pipeline.labels)
+    )
 
 
 def _scaled(detection: Detection, scale: float) -> Detection:
@@ -117,7 +122,8 @@ def _scaled(detection: Detection, scale: float) -> Detection:
 
 def annotated_png(data: bytes, outcome: ImageOutcome) -> bytes:
     """The full-size annotated PNG of an analysed upload (made on demand: a download)."""
-    return encode_image(annotate(load_image(data, name=outcome.name), outcome.shown), "PNG")
+    rgb = load_image(data, name=outcome.name)
+    return encode_image(annotate(rgb, outcome.shown, legend=outcome.legend), "PNG")
 
 
 def whole_image_sentence(result: dict[str, Any]) -> str:

@@ -216,7 +216,9 @@ def _transcode(container, stream, tmp: Path, pipeline, fps, limit, total, progre
                 detections = pipeline.process(rgb, tracker)
                 face_frames.update(det.label for det in detections)
                 people.add(detections)
-                picture = av.VideoFrame.from_ndarray(annotate(rgb, detections), format="rgb24")
+                picture = av.VideoFrame.from_ndarray(
+                    annotate(rgb, detections, legend=pipeline.labels), format="rgb24"
+                )
                 picture.pts = frames
                 for packet in out_stream.encode(picture):
                     out.mux(packet)

@@ -68,6 +68,17 @@ def test_tracker_holds_a_label_against_one_contrary_frame():
     assert out[0].label == "without_mask"
 
 
+def test_tracker_settles_on_worn_wrong_with_three_labels():
+    labels = ("mask_worn_incorrectly", "with_mask", "without_mask")
+    tracker = FaceTracker()
+    for _ in range(5):
+        out = tracker.update([_det("with_mask", (0.1, 0.8, 0.1))], labels)
+    assert out[0].label == "with_mask"
+    for _ in range(5):  # the mask slips under the nose
+        out = tracker.update([_det("mask_worn_incorrectly", (0.8, 0.15, 0.05))], labels)
+    assert out[0].label == "mask_worn_incorrectly" and len(out[0].probabilities) == 3
+
+
 def test_tracker_keeps_separate_faces_apart_and_forgets_lost_ones():
     tracker = FaceTracker(max_missed=1)
     a = _det("with_mask", (0.9, 0.1), box=(0, 0, 40, 40))
@@ -91,6 +102,22 @@ def test_annotate_draws_in_label_colours_without_touching_the_input():
     assert tuple(out[70, 20]) == label_color("with_mask")
     assert tuple(out[70, 140]) == label_color("without_mask")
     assert label_color("with_mask") != label_color("without_mask")
+
+
+def test_worn_wrong_is_amber_and_the_legend_names_every_label():
+    frame = np.full((160, 320, 3), 127, np.uint8)
+    dets = [_det("mask_worn_incorrectly", (0.1, 0.1, 0.8), (20, 20, 80, 90))]
+    labels = ("mask_worn_incorrectly", "with_mask", "without_mask")
+    plain = annotate(frame, dets)
+    out = annotate(frame, dets, legend=labels)
+    amber = label_color("mask_worn_incorrectly")
+    assert tuple(plain[60, 20]) == amber
+    assert len({amber, label_color("with_mask"), label_color("without_mask")}) == 3
+    assert amber[0] > 200 and 100 < amber[1] < 200 and amber[2] < 80  # amber, not green or red
+    band = out[-30:]  # the legend: a dark band with one swatch per label, bottom-left
+    assert (plain[-30:] == 127).all()
+    for label in labels:
+        assert (band == np.array(label_color(label), np.uint8)).all(axis=2).sum() > 20, label
 
 
 @pytest.fixture(scope="module")

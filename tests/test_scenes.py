@@ -161,8 +161,8 @@ def test_scenes_perfect(scenes) -> None:
     assert result["classes"]["with_mask"]["ap"] == 1.0
     assert result["classes"]["without_mask"]["ap"] == 1.0
     assert result["mean_ap"] == 1.0
-    unscored = result["classes"]["mask_weared_incorrect"]
-    assert unscored["scored"] is False and "mask_weared_incorrect" in unscored["reason"]
+    unscored = result["classes"]["mask_worn_incorrectly"]  # the scene set's name, read as ours
+    assert unscored["scored"] is False and "mask_worn_incorrectly" in unscored["reason"]
     assert unscored["faces"] == 1
     json.dumps(result)
 
@@ -188,16 +188,16 @@ def test_scenes_three_labels_and_objects(scenes) -> None:
         def __init__(self, box, label, confidence) -> None:
             self.box, self.label, self.confidence = box, label, confidence
 
-    labels = (*LABELS, "mask_weared_incorrect")
+    labels = (*LABELS, "mask_worn_incorrectly")
     answers = Answers(
         {
             200: [Detection(A_MASK, "with_mask", 0.9)],
-            100: [Detection(B_WRONG, "mask_weared_incorrect", 0.8)],
+            100: [Detection(B_WRONG, "mask_worn_incorrectly", 0.8)],
         }
     )
     result = evaluate_scenes(scenes, answers, labels)
     classes = result["classes"]
-    assert classes["mask_weared_incorrect"]["ap"] == 1.0
+    assert classes["mask_worn_incorrectly"]["ap"] == 1.0
     assert classes["with_mask"]["ap"] == 1.0
     assert classes["without_mask"]["ap"] == 0.0
     assert result["mean_ap"] == pytest.approx(2 / 3)
@@ -216,7 +216,7 @@ def test_smoke_on_five_maskilc_scenes() -> None:
     assert detection["images"] == 5 and detection["faces"] > 0
     assert 0.0 <= detection["recall"] <= 1.0
     assert detection["ms_per_image"] > 0
-    assert classification["classes"]["mask_weared_incorrect"]["scored"] is False
+    assert classification["classes"]["mask_worn_incorrectly"]["scored"] is False
     assert 0.0 <= classification["classes"]["with_mask"]["ap"] <= 1.0
     json.dumps({"detection": detection, "classification": classification})
 
@@ -273,6 +273,18 @@ def test_mask_figures_count_bare_faces_called_masked() -> None:
     )
     assert (strict["bare_called_masked"], strict["masked_recall"]) == (1, 0.5)
     assert mask_figures(classification_metrics([0, 1], probs[:2], ["a", "b"]), ["a", "b"]) == {}
+
+
+def test_mask_figures_add_worn_wrong_recall_and_precision() -> None:
+    labels = ["mask_worn_incorrectly", "with_mask", "without_mask"]
+    y_true = [0, 0, 0, 1, 1, 2, 2]
+    picked = [0, 0, 1, 1, 0, 2, 2]  # 2 of 3 worn wrong found; 1 masked face called worn wrong
+    probs = np.eye(3)[picked] * 0.8 + 0.2 / 3
+    figures = mask_figures(classification_metrics(y_true, probs, labels), labels)
+    assert figures["worn_wrong_recall"] == pytest.approx(2 / 3, abs=1e-4)
+    assert figures["worn_wrong_precision"] == pytest.approx(2 / 3, abs=1e-4)
+    assert figures["worn_wrong_faces"] == 3
+    assert (figures["bare_called_masked"], figures["masked_recall"]) == (0, 0.5)
 
 
 def test_found_faces_detects_each_image_once() -> None:
