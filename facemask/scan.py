@@ -25,7 +25,8 @@ from facemask import gate
 from facemask.classify import read_card
 from facemask.errors import FacemaskError
 from facemask.gate import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from facemask.scan_table import FACES, FILES, ScanStore
+from facemask.scan_records import write_recordings
+from facemask.scan_table import FACES, FILES, NESTED, ScanStore
 from facemask.scan_work import PHOTO, VIDEO, ScanSettings, worker_threads
 
 PHOTO_BLOCK = 32
@@ -111,6 +112,7 @@ class ScanSummary:
     skipped: int = 0  # done by an earlier run
     others: int = 0  # files in the folders that are neither photos nor videos
     people: Counter[str] = field(default_factory=Counter)
+    recordings: int = 0  # videos written to the records database (--db)
 
     def text(self) -> str:
         """A few lines for the terminal."""
@@ -135,6 +137,8 @@ class ScanSummary:
         if self.people:
             people = ", ".join(f"{k} {v}" for k, v in sorted(self.people.items()))
             lines.append(f"People: {people}.")
+        if self.recordings:
+            lines.append(f"{self.recordings} recordings' per-minute counts went to the database.")
         lines.append(f"Rows in {self.out / FILES} and {self.out / FACES}.")
         return "\n".join(lines)
 
@@ -212,17 +216,24 @@ def scan(
     address: str | None = None,
     progress: TextIO | None = None,
     say: Callable[[str], None] | None = None,
+    db: str | None = None,
 ) -> ScanSummary:
     """Scan photos and videos into OUT/files.parquet and OUT/faces.parquet, skipping files an
-    earlier run into OUT already did. Bad files become rows with their sentence; the job goes on.
-    `address` (or RAY_ADDRESS) runs it on a Ray cluster, else Ray starts embedded here. Each of
-    the `workers` uses `threads` native threads (default: the cluster's cores shared out)."""
+        earlier run into OUT already did. Bad files become rows with their sentence; the job goes on.
+        `address` (or RAY_ADDRESS) runs it on a Ray cluster, else Ray starts embedded here. Each of
+        the `workers` uses `threads` native threads (default: the cluster's cores shared out). With
+    `db` (a records database URL), each video's per-minute counts are written there too."""
     workers = max(1, workers or os.cpu_count() or 1)
     address = address or os.environ.get("RAY_ADDRESS") or None
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     labels = read_card(settings.model_dir)["labels"]
     store = ScanStore(out, labels)
     summary = ScanSummary(Path(out), workers, address or "embedded", threads or 0)
+    records = None
+    if db is not None:
+        from facemask.records.store import RecordStore
+
+        records = RecordStore(db)  # opened (and migrated) before Ray starts: a bad URL stops here
     try:
         store.check_settings(settings)
         files, summary.others = list_sources(sources, exclude=out)
@@ -230,14 +241,16 @@ def scan(
         todo = [f for f in files if f.path not in done]
         summary.skipped = len(files) - len(todo)
         if todo:
-            _run_on_ray(todo, store, settings, summary, progress or sys.stderr, say)
+            _run_on_ray(todo, store, settings, summary, progress or sys.stderr, say, records)
         store.merge()
     finally:
         store.close()
+        if records is not None:
+            records.close()
     return summary
 
 
-def _run_on_ray(todo, store, settings, summary, stream, say) -> None:
+def _run_on_ray(todo, store, settings, summary, stream, say, records=None) -> None:
     """Start Ray once, stream the blocks through the actor pool, write what comes back."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -273,6 +286,8 @@ def _run_on_ray(todo, store, settings, summary, stream, say) -> None:
             num_cpus=1,
         )
         for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
+            if records is not None:
+                summary.recordings += write_recordings(records, block.to_pylist(), NESTED)
             store.add(block)
             bar.update(block.num_rows)
             last = time.perf_counter()

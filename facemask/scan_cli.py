@@ -33,7 +33,7 @@ def cmd_scan(args: argparse.Namespace, model_dir: Callable[[str], Path]) -> int:
     )
     summary = scan(
         args.sources, args.out, settings,
-        workers=args.workers, threads=args.threads, address=args.address,
+        workers=args.workers, threads=args.threads, address=args.address, db=args.db,
     )  # fmt: skip
     print(summary.text())
     return 0
@@ -70,6 +70,12 @@ def add_scan_command(
         "--threads", type=int, help="native threads per worker (default: the cores shared out)"
     )
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else embedded)")
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="also write each video's per-minute counts to this records database (a SQLAlchemy "
+        "URL; the Monitor page shows it as recording:<file>)",
+    )
     model_option(p, DEFAULT_MODEL, positional=False)
     pipeline_options(p, "photo")
     p.add_argument(

@@ -4,6 +4,7 @@ cluster on this machine's loopback; the rows agree with `facemask predict --json
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import secrets
@@ -154,6 +155,35 @@ def test_video_matches_facemask_video(archive, embedded, tmp_path):
     tracked = [f for f in rows(out, FACES) if f["file"] == row["file"]]
     assert {f["person"] for f in tracked} == {1, 2}
     assert all(f["time"] == f["frame"] / CLIP_FPS for f in tracked)
+
+
+def test_db_puts_each_recording_beside_the_cameras(archive, tmp_path):
+    """`--db`: a video's people and face detections per minute in the records database, as
+    `facemask report` reads them; photos and bad files add nothing there."""
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    clips = tmp_path / "clips"
+    shutil.copytree(archive / "clips", clips)
+    shutil.copy(archive / "photos" / "notes.jpg", clips / "notes.jpg")
+    result = run_scan(str(clips), "--out", str(tmp_path / "scan"), "--workers", "1", "--fps", "0",
+                      "--db", url)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "1 recordings' per-minute counts went to the database" in result.stdout
+    row = next(r for r in rows(tmp_path / "scan", FILES) if r["kind"] == VIDEO)
+    from facemask.records.store import RecordStore
+
+    store = RecordStore(url, create=False)
+    try:
+        minutes = store.minutes()
+    finally:
+        store.close()
+    assert {m.camera for m in minutes} == {"recording:door.mp4"}
+    faces, people = collections.Counter(), collections.Counter()
+    for minute in minutes:
+        faces.update(minute.faces)
+        people.update(minute.people)
+    assert faces == {k[6:]: v for k, v in row.items() if k.startswith("faces_") and v}
+    assert people == {k[7:]: v for k, v in row.items() if k.startswith("people_") and v}
+    assert sum(people.values()) == 2
 
 
 def test_frames_are_sampled_at_the_asked_rate(tmp_path):
