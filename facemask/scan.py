@@ -219,9 +219,9 @@ def scan(
     db: str | None = None,
 ) -> ScanSummary:
     """Scan photos and videos into OUT/files.parquet and OUT/faces.parquet, skipping files an
-        earlier run into OUT already did. Bad files become rows with their sentence; the job goes on.
-        `address` (or RAY_ADDRESS) runs it on a Ray cluster, else Ray starts embedded here. Each of
-        the `workers` uses `threads` native threads (default: the cluster's cores shared out). With
+    earlier run into OUT already did. Bad files become rows with their sentence; the job goes on.
+    `address` (or RAY_ADDRESS) runs it on a Ray cluster, else Ray starts embedded here. Each of
+    the `workers` uses `threads` native threads (default: the cluster's cores shared out). With
     `db` (a records database URL), each video's per-minute counts are written there too."""
     workers = max(1, workers or os.cpu_count() or 1)
     address = address or os.environ.get("RAY_ADDRESS") or None
