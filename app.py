@@ -3,7 +3,8 @@ run app.py` works too, without serve.py's compression and caching of the static 
 
 Pages: Live in your browser (the landing page: the webcam processed in the page), Live (the
 webcam processed on the server: the fallback for a browser without WebAssembly or a camera API),
-Upload (images and video), Training (train, watch, compare, export).
+Upload (images and video), Training (train, watch, compare, export), Monitor (the cameras
+`facemask watch` analyses and their records).
 The sidebar (model, detection thresholds, model card) is shared by every page: see ui.py. Its
 thresholds belong to the detector preset the page runs: `WEBCAM_PAGES` use "webcam".
 """
