@@ -104,21 +104,27 @@ def describe(settings: DetectorSettings) -> str:
     return text
 
 
-def _model_pass(model: str, settings: DetectorSettings) -> ModelPass:
+def _model_pass(model: str, settings: DetectorSettings, num_threads: int | None) -> ModelPass:
     if model == "yunet":
         return YuNet(settings.min_score, settings.nms_iou, settings.top_cut)
     if settings.runtime == "litert":
-        return LiteRTBlazeFace(settings.min_score, settings.nms_iou)
+        return LiteRTBlazeFace(settings.min_score, settings.nms_iou, num_threads)
     return TasksBlazeFace(model, settings.min_score, settings.nms_iou)
 
 
 class FaceDetector:
-    """Finds faces in RGB images. One instance may be shared by threads (calls are serialised)."""
+    """Finds faces in RGB images. One instance may be shared by threads (calls are serialised).
 
-    def __init__(self, settings: DetectorSettings = WEBCAM) -> None:
+    `num_threads` bounds LiteRT's threads (default: the classifier's); several detectors in
+    processes that share the cores (a scan's workers) each take their share.
+    """
+
+    def __init__(self, settings: DetectorSettings = WEBCAM, num_threads: int | None = None) -> None:
         self.settings = settings
         models = {settings.model} | ({"short"} if settings.close_up_pass else set())
-        self._passes: dict[str, ModelPass] = {m: _model_pass(m, settings) for m in sorted(models)}
+        self._passes: dict[str, ModelPass] = {
+            m: _model_pass(m, settings, num_threads) for m in sorted(models)
+        }
         tasks = [p.task for p in self._passes.values() if isinstance(p, TasksBlazeFace)]
         self._finalizer = weakref.finalize(self, _close_quietly, tasks)
         self._lock = threading.Lock()

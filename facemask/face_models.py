@@ -141,14 +141,14 @@ class LiteRTBlazeFace:
     those >= min_score, weighted NMS. Not thread-safe on its own (FaceDetector holds a lock).
     """
 
-    def __init__(self, min_score: float, nms_iou: float) -> None:
+    def __init__(self, min_score: float, nms_iou: float, num_threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         from facemask.classify import DEFAULT_THREADS
 
         self.min_score, self.nms_iou = min_score, nms_iou
         self._interpreter = Interpreter(
-            model_content=model_bytes("short"), num_threads=DEFAULT_THREADS
+            model_content=model_bytes("short"), num_threads=num_threads or DEFAULT_THREADS
         )
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]

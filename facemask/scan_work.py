@@ -180,7 +180,7 @@ class FileScanner:
         classifier = MaskClassifier(settings.model_dir, settings.runtime, num_threads=threads)
         self.labels = classifier.labels
         self.pipelines = {
-            kind: Pipeline(FaceDetector(DETECTOR_PRESETS[preset]), classifier)
+            kind: Pipeline(FaceDetector(DETECTOR_PRESETS[preset], threads), classifier)
             for kind, preset in ((PHOTO, settings.photo_detector), (VIDEO, settings.video_detector))
         }
 
