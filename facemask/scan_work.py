@@ -21,7 +21,7 @@ import av.error
 from facemask import gate
 from facemask.errors import FacemaskError, VideoError
 from facemask.pipeline import Detection, FaceTracker, Pipeline, TrackVotes
-from facemask.video import DEFAULT_FPS, av_reason, fit_frame, frame_rgb, output_size
+from facemask.video import DEFAULT_FPS, av_reason, fit_frame, frame_rgb, open_video, output_size
 
 PHOTO, VIDEO = "photo", "video"
 
@@ -81,35 +81,6 @@ def scan_photo(pipeline: Pipeline, path: str, size: int) -> FileResult:
     return result
 
 
-def open_video(path: str):
-    """A PyAV container for a video file that passed the gate (magic bytes, codec, frame size).
-
-    Unlike an upload, an archive's recording may be hours long: there is no byte or time limit,
-    as frames are decoded one at a time.
-    """
-    name = Path(path).name
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(16)
-    except OSError as exc:
-        raise VideoError(f"{name} could not be read: {exc.strerror or exc}.") from exc
-    if not head:
-        raise VideoError(f"{name} is empty.")
-    demuxer = gate.sniff_video(head, name)
-    try:
-        container = av.open(path, mode="r", format=demuxer)
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise VideoError(f"{name} is not a readable video: {av_reason(exc)}.") from exc
-    try:
-        if not container.streams.video:
-            raise VideoError(f"{name} has no video stream.")
-        gate.check_video_stream(container.streams.video[0], name)
-    except VideoError:
-        container.close()
-        raise
-    return container
-
-
 def scan_video(pipeline: Pipeline, path: str, size: int, fps: float) -> FileResult:
     """Faces on the frames sampled at `fps` (0: every frame), tracked, one voted label per person.
 
@@ -118,7 +89,7 @@ def scan_video(pipeline: Pipeline, path: str, size: int, fps: float) -> FileResu
     """
     result = FileResult(path, VIDEO, size)
     name = Path(path).name
-    container = open_video(path)
+    container = open_video(Path(path), limited=False)
     tracker, people = FaceTracker(), TrackVotes()
     try:
         stream = container.streams.video[0]

@@ -60,22 +60,27 @@ class VideoSummary:
     notes: tuple[str, ...] = field(default=())  # e.g. "only the first 120 s were processed"
 
 
-def check_video_size(name: str, size: int) -> None:
-    """VideoError for an empty file or one above MAX_VIDEO_BYTES."""
+def check_video_size(name: str, size: int, limited: bool = True) -> None:
+    """VideoError for an empty file or (when `limited`) one above MAX_VIDEO_BYTES."""
     if size == 0:
         raise VideoError(f"{name} is empty.")
-    if size > MAX_VIDEO_BYTES:
+    if limited and size > MAX_VIDEO_BYTES:
         raise VideoError(
             f"{name} is {size / 2**20:.0f} MB; the limit is {MAX_VIDEO_BYTES / 2**20:.0f} MB."
         )
 
 
-def _open(src: Path):
+def open_video(src: Path, limited: bool = True):
+    """A PyAV container for a video file that passed the gate (magic bytes, codec, frame size).
+
+    `limited=False` drops the upload's byte limit (an archive's recording may be hours long:
+    frames are decoded one at a time); FFmpeg still refuses any frame above the pixel limit.
+    """
     try:
         size = src.stat().st_size
     except OSError as exc:
         raise VideoError(f"{src.name} could not be read: {exc.strerror or exc}.") from exc
-    check_video_size(src.name, size)
+    check_video_size(src.name, size, limited)
     with src.open("rb") as handle:
         demuxer = gate.sniff_video(handle.read(16), src.name)
     try:
@@ -139,7 +144,7 @@ def annotate_video(
     (writing nothing) once `stop` is set.
     """
     src, dst = Path(src_path), Path(dst_path)
-    container = _open(src)
+    container = open_video(src)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
