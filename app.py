@@ -18,6 +18,7 @@ import ui
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 ui.skip_keras_clear_session()  # see its docstring: a full gc after every run otherwise
+ui.share_uploads_on_copy()  # see its docstring: every run copied every upload otherwise
 st.set_page_config(page_title="facemask", page_icon="😷", layout="wide")
 
 browser_page = st.Page(

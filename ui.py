@@ -306,6 +306,32 @@ def skip_keras_clear_session() -> bool:
     return True
 
 
+def share_uploads_on_copy() -> bool:
+    """Stop every script run from copying every uploaded file's bytes.
+
+    Why: Streamlit 1.x returns a widget's value as `deepcopy(value)` (SessionState.
+    register_widget), and an UploadedFile is a BytesIO, whose deepcopy copies its bytes: each
+    run of the Upload page held its photos twice, the copies kept by the download buttons'
+    callables for the whole session (twenty 17 MB photos: 340 MB more; bench/upload_memory.py,
+    traced). A copy that shares the bytes is just as safe: a BytesIO copies its buffer before
+    any write, so neither side can change the other. Idempotent; returns whether it is in place.
+    """
+    from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec
+
+    if getattr(UploadedFile, "_facemask_patch", False):
+        return True
+
+    def shared_copy(self: UploadedFile, memo: dict) -> UploadedFile:
+        record = UploadedFileRec(self.file_id, self.name, self.type, self.getvalue())
+        copy = UploadedFile(record, self._file_urls)
+        copy.seek(self.tell())
+        return copy
+
+    UploadedFile.__deepcopy__ = shared_copy  # type: ignore[method-assign]
+    UploadedFile._facemask_patch = True  # type: ignore[attr-defined]
+    return True
+
+
 def undo_skip_keras_clear_session() -> None:
     """Put Streamlit's own cleanup back (tests)."""
     from streamlit.runtime.scriptrunner import script_runner

@@ -58,7 +58,8 @@ def load_image(
         with Image.open(io.BytesIO(data), formats=[fmt]) as img:
             gate.check_image(img, label, max_pixels)
             img.load()  # the first frame of an animation
-            rgb = _to_rgb(ImageOps.exif_transpose(img))
+            ImageOps.exif_transpose(img, in_place=True)  # no copy when already upright
+            rgb = _to_rgb(img)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:  # PIL's own check, at twice our limit
@@ -84,7 +85,26 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         rgba = img.convert("RGBA")  # flatten transparency onto white, like the dataset
         img = Image.new("RGB", img.size, (255, 255, 255))
         img.paste(rgba, mask=rgba.getchannel("A"))
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return _rgb_array(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+_BAND_BYTES = 4 * 2**20
+
+
+def _rgb_array(img: Image.Image) -> np.ndarray:
+    """An RGB image as a (H, W, 3) array, copied over in bands of rows.
+
+    Why not np.asarray(img): Pillow builds the whole image as bytes in chunks and joins them,
+    so a 24-megapixel photo briefly needs its size three times over beside the decoded image
+    (bench/upload_memory.py). In bands it needs it once.
+    """
+    width, height = img.size
+    rgb = np.empty((height, width, 3), np.uint8)
+    rows = max(1, _BAND_BYTES // max(1, width * 3))
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        rgb[top:bottom] = np.asarray(img.crop((0, top, width, bottom)))
+    return rgb
 
 
 def encode_image(rgb: np.ndarray, fmt: str = "PNG", quality: int = 92) -> bytes:

@@ -184,3 +184,28 @@ def test_without_any_model_the_app_says_what_to_do(tmp_path, monkeypatch) -> Non
     assert "train one on the **Training** page" in at.sidebar.markdown.values[0]
     assert at.info.values[0].startswith("No model is available yet")
     assert not at.file_uploader
+
+
+def test_a_widget_copy_of_an_upload_shares_its_bytes() -> None:
+    """Streamlit returns every widget value deep-copied on every run; with the app's
+    workaround an upload's copy shares the uploader's bytes instead of holding them twice
+    (twenty 17 MB photos: 340 MB a session), and a write to either side stays its own."""
+    import copy
+
+    from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec
+
+    import ui
+
+    class Urls:
+        upload_url = delete_url = ""
+
+    data = bytes(range(256)) * 4096
+    upload = UploadedFile(UploadedFileRec("id", "a.jpg", "image/jpeg", data), Urls())
+    upload.read(7)
+    ui.share_uploads_on_copy()
+    shared = copy.deepcopy(upload)
+    assert shared.getvalue() is data and shared == upload
+    assert (shared.tell(), shared.name, shared.size) == (7, "a.jpg", len(data))
+    shared.write(b"!!")
+    assert upload.getvalue() is data and shared.getvalue()[7:9] == b"!!"
+    assert ui.share_uploads_on_copy()  # idempotent

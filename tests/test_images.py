@@ -55,3 +55,35 @@ def test_too_many_bytes_is_refused(tmp_path):
     path.write_bytes(encode_image(np.zeros((50, 50, 3), np.uint8)))
     with pytest.raises(ImageError, match="the limit is"):
         load_image(path, max_bytes=10)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA"])
+def test_decoded_rows_are_the_image_whatever_its_mode(mode):
+    """Decoding copies the image over in bands of rows: every band must land in its place."""
+    rng = np.random.default_rng(1)
+    img = Image.fromarray(rng.integers(0, 256, (1531, 1203, 3), dtype=np.uint8)).convert(mode)
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    expected = img.convert("RGBA")
+    flat = Image.new("RGB", img.size, (255, 255, 255))
+    flat.paste(expected, mask=expected.getchannel("A"))
+    assert np.array_equal(load_image(buffer.getvalue()), np.asarray(flat))
+
+
+def test_a_big_photo_decodes_without_copies_of_itself():
+    """The decoded array is built in place: Python-side memory (traced) stays near its size,
+    not three times it as Pillow's tobytes() + np.asarray made it (bench/upload_memory.py)."""
+    import tracemalloc
+
+    img = Image.fromarray(np.random.default_rng(2).integers(0, 256, (2400, 3200, 3), np.uint8))
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=90)
+    data = buffer.getvalue()
+    tracemalloc.start()
+    try:
+        rgb = load_image(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rgb.shape == (2400, 3200, 3)
+    assert peak < 1.6 * rgb.nbytes, f"decoding peaked at {peak / rgb.nbytes:.2f}x the image"
