@@ -28,7 +28,7 @@ from conftest import REPO, require_shared
 
 import browser_live
 from browser_live import serving
-from facemask import browser
+from facemask import BARE, MASKED, WORN_WRONG, browser
 from facemask.classify import MaskClassifier, read_card
 from facemask.detect import WEBCAM, FaceDetector, box_iou
 from facemask.errors import ModelError
@@ -50,6 +50,9 @@ people_picture = e2e.people_picture  # the two people in front of the fake camer
 camera_clip = e2e.camera_clip
 IFRAME = BROWSER_IFRAME
 SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
+THREE_CLASS_MODEL = REPO / "models" / "mobilenetv2-3class"
+"""Ships beside the default: its labels in the card's order."""
+THREE_LABELS = (WORN_WRONG, MASKED, BARE)
 MAX_SIDE = 1280
 """Photos are shrunk to this long side before both pipelines see them (transfer size)."""
 MIN_IOU = 0.9
@@ -671,6 +674,23 @@ process.stdout.write(JSON.stringify({
     assert got["opsFolded"] < got["opsPlain"] - 40, (got["opsPlain"], got["opsFolded"])
 
 
+_MOCK_CONTEXT = """
+import { drawDetections, drawLegend } from "./browser_live/frontend/src/draw.js";
+const a = JSON.parse(process.argv[1]);
+const calls = [];  // every method called on the context, with the styles set at the time
+const ctx = new Proxy({}, {
+  get: (target, name) => name in target ? target[name] : (...args) => {
+    calls.push({ name, args, style: target.strokeStyle, width: target.lineWidth,
+                 fill: target.fillStyle, font: target.font, baseline: target.textBaseline });
+    return { width: a.widths?.[args[0]] ?? 10 * String(args[0]).length };  // measureText
+  },
+  set: (target, name, value) => ((target[name] = value), true),
+});
+"""
+"""A 2D context for draw.js that records its calls; measureText gives the width `a.widths`
+lists for a text (else 10 px a character)."""
+
+
 def test_js_drawing_draws_what_annotate_draws() -> None:
     """The page's draw (draw.js) and pipeline.annotate: the same boxes, colours, line width,
     label texts, and the label band above the box unless there is no room."""
@@ -683,20 +703,13 @@ def test_js_drawing_draws_what_annotate_draws() -> None:
         Detection((450, 300, 560, 420), "without_mask", 0.5, 0.7),
     ]
     width, height = 640, 480
-    script = """
-import { drawDetections } from "./browser_live/frontend/src/draw.js";
-const a = JSON.parse(process.argv[1]);
-const calls = [];
-const ctx = new Proxy({}, {
-  get: (target, name) => name in target ? target[name] : (...args) => {
-    calls.push({ name, args, style: target.strokeStyle, width: target.lineWidth });
-    return { width: 10 * String(args[0]).length };
-  },
-  set: (target, name, value) => ((target[name] = value), true),
-});
+    script = (
+        _MOCK_CONTEXT
+        + """
 drawDetections(ctx, a.detections, a.width, a.height, a.args);
 process.stdout.write(JSON.stringify(calls));
 """
+    )
     payload = [{"box": d.box, "label": d.label, "confidence": d.confidence} for d in detections]
     calls = _node(
         script, {"detections": payload, "width": width, "height": height, "args": args}
@@ -717,6 +730,60 @@ process.stdout.write(JSON.stringify(calls));
         above_js = band["args"][1] < y1
         above_python = tuple(drawn[max(y1 - 4, 0), x1 + 2]) == color and y1 > 4
         assert above_js == above_python, det
+
+
+def _css_rgb(style: str) -> tuple[int, int, int]:
+    """A canvas fill style the page sets ("#000", "#fff", "rgb(r, g, b)") as RGB."""
+    named = {"#000": (0, 0, 0), "#fff": (255, 255, 255)}
+    if style in named:
+        return named[style]
+    r, g, b = (int(v) for v in style.removeprefix("rgb(").removesuffix(")").split(","))
+    return r, g, b
+
+
+@pytest.mark.parametrize("width,height", [(640, 480), (1280, 720), (320, 240), (200, 150)])
+@pytest.mark.parametrize("labels", [["with_mask", "without_mask"], list(THREE_LABELS)])
+def test_js_legend_draws_what_annotate_draws(labels, width, height) -> None:
+    """draw.js's legend and annotate(..., legend=labels): the same dark band, the same swatches
+    in the same colours and places, pixel for pixel, with each label's name beside its swatch
+    (measureText answers with OpenCV's widths for the names, so the rows line up exactly)."""
+    args = browser.component_args({"labels": labels, "input_size": 128}, 0.5, 20)
+    scale = max(0.45, min(1.2, width / 900)) * 0.8
+    thickness = max(1, int(round(scale / 0.8 * 2)) - 1)
+    names = [args["labelText"][label] for label in labels]
+    widths = {
+        n: cv2.getTextSize(n, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for n in names
+    }
+    script = (
+        _MOCK_CONTEXT
+        + """
+drawLegend(ctx, a.labels, a.width, a.height, a.args);
+process.stdout.write(JSON.stringify(calls));
+"""
+    )
+    payload = {"labels": labels, "width": width, "height": height, "args": args}
+    calls = _node(script, {**payload, "widths": widths})
+    background = (17, 99, 201)  # a colour neither drawing uses
+    python = annotate(np.full((height, width, 3), background, np.uint8), [], legend=labels)
+    js = np.full_like(python, background)
+    for call in (c for c in calls if c["name"] == "fillRect"):
+        x, y, w, h = call["args"]
+        js[y : y + h, x : x + w] = _css_rgb(call["fill"])
+    drawn_js = np.any(js != background, axis=2)
+    assert drawn_js[-1, 0] and not drawn_js[: height // 2].any()  # a band along the bottom
+    assert np.array_equal(np.any(python != background, axis=2), drawn_js)  # the band
+    texts = [c for c in calls if c["name"] == "fillText"]
+    assert [c["args"][0] for c in texts] == names
+    for label, text in zip(labels, texts, strict=True):
+        color = args["colors"][label]
+        swatch_python = np.all(python == color, axis=2)
+        assert swatch_python.any() and np.array_equal(swatch_python, np.all(js == color, axis=2))
+        ys, xs = np.nonzero(swatch_python)
+        x, y = text["args"][1:]
+        assert x == xs.max() + 4 and ys.min() < y <= ys.max(), (label, x, y)  # name beside it
+        assert text["fill"] == "#fff" and text["baseline"] == "alphabetic"
+    fonts = {int(c["font"].split("px")[0]) for c in texts}
+    assert fonts == {round(26 * scale)}  # as the box labels' 26 px at scale 1, at 0.8 of it
 
 
 def test_js_camera_errors_get_the_sentences_both_live_pages_share() -> None:
