@@ -17,10 +17,12 @@ import base64
 import collections
 import dataclasses
 import gzip
+import itertools
 import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -320,23 +322,25 @@ def test_the_build_names_every_file_by_its_content(built_frontend) -> None:
     assert "mediapipe" not in html and not any("mediapipe" in p.name for p in served)
 
 
-def _photos(face_images: list[Path]) -> list[tuple[str, np.ndarray]]:
-    """Real photos with faces: tests/data/faces, dataset portraits, and scene photos."""
+def _photos(face_images: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
+    """Real photos with faces: tests/data/faces, dataset portraits, and scene photos, each read
+    when the comparison gets to it (it stops once it has enough)."""
     paths = list(face_images)
     portraits = require_shared("datasets", "chandrikadeb7-face-mask")
     for label in ("with_mask", "without_mask"):
         files = sorted((portraits / label).glob("*.jpg"))
         paths += [files[i] for i in np.linspace(0, len(files) - 1, PORTRAITS_PER_CLASS).astype(int)]
     scenes = sorted((require_shared("datasets", "maskilc-scenes") / "images").glob("*.jpg"))
-    photos = []
-    for path in paths + scenes:
-        rgb = load_image(path)
-        scale = MAX_SIDE / max(rgb.shape[:2])
-        if scale < 1:
-            size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
-            rgb = np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
-        photos.append((path.name, rgb))
-    return photos
+    return ((path.name, _shrunk(load_image(path))) for path in paths + scenes)
+
+
+def _shrunk(rgb: np.ndarray) -> np.ndarray:
+    """The photo with its long side at most MAX_SIDE."""
+    scale = MAX_SIDE / max(rgb.shape[:2])
+    if scale >= 1:
+        return rgb
+    size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
 
 
 def _python_pipeline(frame, classifier: MaskClassifier) -> Pipeline:
@@ -349,7 +353,7 @@ def _python_pipeline(frame, classifier: MaskClassifier) -> Pipeline:
 
 
 def _agreement(
-    frame, classifier: MaskClassifier, photos: list[tuple[str, np.ndarray]], local: int
+    frame, classifier: MaskClassifier, photos: Iterable[tuple[str, np.ndarray]], local: int
 ) -> dict:
     """The page's facemaskAnalyze and Python's Pipeline (the page's detector settings) on the
     same photos: the first `local` photos always, then photos where Python finds faces until
@@ -483,7 +487,7 @@ def test_the_three_class_model_chosen_in_the_sidebar_runs_agrees_and_shows_its_l
     e2e._no_exceptions(page, "Live in your browser")
 
     # The same faces and labels as Python on photos: the shared ones, then made worn-wrong ones.
-    photos = [("worn-wrong-" + CAMERA_PHOTOS[1], worn_wrong), *_photos(face_images)]
+    photos = itertools.chain([("worn-wrong-" + CAMERA_PHOTOS[1], worn_wrong)], _photos(face_images))
     # Python serves this model's int8 TFLite; the page, a float TF.js export. Quantization moves
     # borderline faces (the card: max prob diff 0.10 against Keras), so the port is held against
     # the float TFLite converted beside the TF.js export: the same weights, the same answers.
