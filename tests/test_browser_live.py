@@ -132,6 +132,19 @@ def _stats(frame) -> dict:
     return frame.evaluate("() => JSON.parse(JSON.stringify(window.facemaskStats))")
 
 
+def _start(component, frame, frames: int, faces: int) -> dict:
+    """Press Start; wait until the page processed `frames` frames showing `faces` faces."""
+    component.get_by_role("button", name="Start").click()
+    return e2e._wait_for(
+        f"{frames} processed frames showing {faces} faces",
+        lambda: (lambda s: s if s["frames"] >= frames and len(s["faces"]) == faces else None)(
+            _stats(frame)
+        ),
+        timeout=180,
+        poll=0.5,
+    )
+
+
 @pytest.mark.browser
 def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
     built_frontend,
@@ -160,15 +173,7 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
     assert component.get_by_role("button", name="Stop").is_hidden()
 
     # Start: both people are found and labelled, frame after frame, with FPS and timings.
-    component.get_by_role("button", name="Start").click()
-    stats = e2e._wait_for(
-        "20 processed frames showing both faces",
-        lambda: (lambda s: s if s["frames"] >= 20 and len(s["faces"]) == 2 else None)(
-            _stats(frame)
-        ),
-        timeout=180,
-        poll=0.5,
-    )
+    stats = _start(component, frame, frames=20, faces=2)
     left, right = sorted(stats["faces"], key=lambda face: face["box"][0])
     assert (left["label"], right["label"]) == ("with_mask", "without_mask"), stats["faces"]
     width = frame.evaluate("() => document.getElementById('video').videoWidth")
@@ -496,15 +501,7 @@ def test_the_three_class_model_chosen_in_the_sidebar_runs_agrees_and_shows_its_l
     _write_output("browser-agreement-3class.json", result)
 
     # Live: the camera's three people, labelled as Python labels the same frame.
-    component.get_by_role("button", name="Start").click()
-    stats = e2e._wait_for(
-        "10 processed frames showing three faces",
-        lambda: (lambda s: s if s["frames"] >= 10 and len(s["faces"]) == 3 else None)(
-            _stats(frame)
-        ),
-        timeout=180,
-        poll=0.5,
-    )
+    stats = _start(component, frame, frames=10, faces=3)
     size = frame.evaluate(
         "() => (v => [v.videoWidth, v.videoHeight])(document.getElementById('video'))"
     )
