@@ -491,11 +491,12 @@ def test_the_three_class_model_chosen_in_the_sidebar_runs_agrees_and_shows_its_l
     _choose_model(page, frame, THREE_CLASS_MODEL)
     e2e._no_exceptions(page, "Live in your browser")
 
-    # The same faces and labels as Python on photos: the shared ones, then made worn-wrong ones.
+    # The same faces and labels as Python on photos: a mask drawn under the nose, then the
+    # photos the default model is compared on (maskilc's scenes hold masks worn wrong too).
     photos = itertools.chain([("worn-wrong-" + CAMERA_PHOTOS[1], worn_wrong)], _photos(face_images))
     # Python serves this model's int8 TFLite; the page, a float TF.js export. Quantization moves
     # borderline faces (the card: max prob diff 0.10 against Keras), so the port is held against
-    # the float TFLite converted beside the TF.js export: the same weights, the same answers.
+    # the float TFLite, made from the same float weights as the TF.js exports.
     classifier = MaskClassifier(THREE_CLASS_MODEL, tflite_file=TFLITE_FILE)
     result = _agreement(frame, classifier, photos, 1 + len(face_images))
     _write_output("browser-agreement-3class.json", result)
