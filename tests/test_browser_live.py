@@ -60,7 +60,7 @@ camera_clip = e2e.camera_clip
 IFRAME = BROWSER_IFRAME
 SHIPPED_MODEL = REPO / "models" / "mobilenetv2"
 THREE_CLASS_MODEL = REPO / "models" / "mobilenetv2-3class"
-"""Ships beside the default: its labels in the card's order."""
+"""Ships beside the default."""
 THREE_LABELS = (WORN_WRONG, MASKED, BARE)
 MAX_SIDE = 1280
 """Photos are shrunk to this long side before both pipelines see them (transfer size)."""
@@ -516,13 +516,13 @@ def test_the_three_class_model_chosen_in_the_sidebar_runs_agrees_and_shows_its_l
     assert [faces[int(k)]["label"] for k in overlaps.argmax(axis=1)] == [d.label for d in expected]
 
     # The legend: the three names drawn, each swatch in its colour, bottom-left; an amber box.
-    names = [LABEL_TEXT[label] for label in THREE_LABELS]
+    names = [LABEL_TEXT[label] for label in classifier.labels]  # in the card's order
     legend = component.locator("#overlay").get_attribute("aria-label")
     assert legend == "Legend: " + ", ".join(names)
     assert set(names) <= set(frame.evaluate("() => [...window.drawnTexts]"))
     overlay = _overlay_pixels(frame)
     band = overlay[-40:, : overlay.shape[1] // 2]
-    for label in THREE_LABELS:  # filled rectangles: exact colours, opaque
+    for label in classifier.labels:  # filled rectangles: exact colours, opaque
         assert np.all(band == (*LABEL_COLORS_RGB[label], 255), axis=2).sum() >= 100, label
     x1, y1, x2, y2 = faces[1]["box"]
     edge = overlay[y1 + 5 : y2 - 5, max(x1 - 1, 0) : x1 + 1]  # 1 px lines straddle two columns
