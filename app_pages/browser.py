@@ -16,7 +16,8 @@ st.title("Live in your browser")
 st.caption(
     "Press **Start** and allow the camera. Face detection (BlazeFace) and the mask classifier "
     "run inside this page (TF.js, WebAssembly): **the video never leaves your device**, and no "
-    "WebRTC connection or TURN server is needed. Green box: mask; red: none; amber: worn wrong."
+    "WebRTC connection or TURN server is needed. Green box: mask; red: none; amber: worn wrong "
+    "(the legend on the video lists the chosen model's labels)."
 )
 st.page_link(
     "app_pages/live.py",

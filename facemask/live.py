@@ -234,7 +234,7 @@ class LiveProcessor:
         latency = (time.perf_counter() - start) * 1000.0
         fps, median_latency = self._timer.tick(latency)
         overlay = [f"{fps:4.1f} FPS", f"{median_latency:3.0f} ms/frame"]
-        out = annotate(rgb, detections, overlay)
+        out = annotate(rgb, detections, overlay, legend=self._pipeline.labels)
         record = FrameRecord(time.time(), _counts(detections, self._pipeline.labels), latency)
         with self._state_lock:
             self._history.append(record)

@@ -17,14 +17,18 @@ import cv2
 import numpy as np
 import pytest
 
-from facemask import charts, live, webrtc
+from facemask import WORN_WRONG, charts, live, webrtc
+from facemask import worn_masks as wm
 from facemask.classify import MaskClassifier
 from facemask.detect import PHOTO, WEBCAM, FaceDetector
 from facemask.errors import FacemaskError, ModelError
 from facemask.images import load_image
-from facemask.pipeline import Pipeline, preset_caption
+from facemask.pipeline import LABEL_COLORS_RGB, Pipeline, preset_caption
 
 WIDTH, HEIGHT = 640, 480
+REPO = Path(__file__).resolve().parents[1]
+THREE_CLASS_MODEL = REPO / "models" / "mobilenetv2-3class"
+BARE_PHOTO = REPO / "tests" / "data" / "faces" / "without_mask_00599.jpg"
 
 
 def webcam_frame(photo: np.ndarray, background: int = 100) -> np.ndarray:
@@ -36,6 +40,14 @@ def webcam_frame(photo: np.ndarray, background: int = 100) -> np.ndarray:
     y, x = (HEIGHT - face.shape[0]) // 2, (WIDTH - face.shape[1]) // 2
     frame[y : y + face.shape[0], x : x + face.shape[1]] = face
     return frame
+
+
+def worn_wrong_photo(detector: FaceDetector) -> np.ndarray:
+    """A real bare face from tests/data/faces with a surgical mask drawn under its nose
+    (facemask.worn_masks, as the 3-class model's made faces are)."""
+    bare = load_image(BARE_PHOTO)
+    points = wm.face_points(bare, detector, wm.fm.FaceMesh())
+    return wm.draw_mask(bare, points, "under_nose", np.random.default_rng(0), "surgical").image
 
 
 def video_frame(rgb: np.ndarray, pts: int = 0) -> av.VideoFrame:
@@ -173,8 +185,32 @@ def test_frame_without_a_face_records_zero_and_keeps_the_picture(pipeline):
 
     original = video_frame(empty).to_ndarray(format="rgb24")
     diff = np.abs(out.astype(int) - original.astype(int)).sum(axis=2)
-    assert diff[100:, :].max() == 0, "a frame without faces must only gain the overlay"
+    assert diff[100 : HEIGHT - 40, :].max() == 0 and diff[HEIGHT - 40 :, WIDTH // 2 :].max() == 0, (
+        "a frame without faces must only gain the overlay and the legend"
+    )
+    assert (out[HEIGHT - 2, :40] == 0).all(), "no legend band in the bottom-left corner"
     assert processor.history()[-1].faces == 0
+
+
+def test_a_three_class_model_draws_amber_boxes_and_its_three_labels_legend(detector):
+    """The shipped 3-class model on the server-side page: a mask under the nose gets an amber
+    box, and every frame carries the legend of the model's labels (amber = worn wrong)."""
+    if not (THREE_CLASS_MODEL / "card.json").is_file():
+        pytest.skip("models/mobilenetv2-3class is not in this checkout")
+    pipeline = Pipeline(detector, MaskClassifier(THREE_CLASS_MODEL))
+    processor = live.LiveProcessor(pipeline)
+
+    out = processor.process(video_frame(webcam_frame(worn_wrong_photo(detector))))
+
+    result = out.to_ndarray(format="rgb24")
+    [record] = processor.history()
+    assert record.faces == 1 and record.count(WORN_WRONG) == 1, record.counts
+    amber = LABEL_COLORS_RGB[WORN_WRONG]
+    rows, columns = np.nonzero(np.all(result[: HEIGHT - 60] == amber, axis=2))
+    assert columns.size > 200 and np.ptp(columns) > 60 and np.ptp(rows) > 60  # a box, in amber
+    band = result[HEIGHT - 40 :, : WIDTH // 2]
+    for label in pipeline.labels:  # a swatch per label, the three of them
+        assert np.all(band == LABEL_COLORS_RGB[label], axis=2).sum() >= 100, label
 
 
 def test_labels_do_not_flicker_when_the_classifier_does(detector, tint_model_dir, face_frame):

@@ -12,7 +12,7 @@ import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import * as tf from "@tensorflow/tfjs-core";
 
 import { cropFaces } from "./crop.js";
-import { drawDetections } from "./draw.js";
+import { drawDetections, drawLegend } from "./draw.js";
 import { createDetector } from "./detector.js";
 import { MESSAGES, cameraMessage } from "./messages.js";
 import { RecentClassifications } from "./reuse.js";
@@ -299,6 +299,7 @@ function draw(detections, width, height) {
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, width, height);
   drawDetections(ctx, detections, width, height, args);
+  drawLegend(ctx, args.labels, width, height, args); // which colour is which label, as annotate
 }
 
 /**
@@ -448,8 +449,10 @@ window.facemaskAnalyze = async ({ width, height, rgb }) => {
 function onRender(newArgs) {
   const first = args === null;
   args = newArgs;
-  const { minScore, minFace, modelUrl, thresholds } = args;
-  window.facemaskSettings = { minScore, minFace, modelUrl, thresholds };
+  const { minScore, minFace, modelUrl, thresholds, labels } = args;
+  window.facemaskSettings = { minScore, minFace, modelUrl, thresholds, labels };
+  // the legend drawn on the video, for screen readers
+  ui.overlay.setAttribute("aria-label", `Legend: ${labels.map((l) => args.labelText[l] || l).join(", ")}`);
   if (first) {
     if (typeof WebAssembly !== "object") return; // check.js has said why, and disabled Start
     if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) showMessage(args.messages.insecure);
