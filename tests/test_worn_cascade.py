@@ -8,14 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_worn_masks
 
 from facemask import face_mesh as fm
 from facemask import worn_masks as wm
-from facemask.detect import TRAINING, FaceDetector
-from facemask.images import load_image
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).parent / "data"
 
 
 def _bench():
@@ -28,6 +26,7 @@ def _bench():
 
 
 bench = _bench()
+bare_face = test_worn_masks.bare_face  # the fixture: a real bare face and its landmarks
 LANDMARKS = {
     "kind": "landmarks",
     "skin": "forehead",
@@ -36,15 +35,6 @@ LANDMARKS = {
     "l_weight": 0.0,
     "q_weight": 0.0,
 }
-
-
-@pytest.fixture(scope="module")
-def bare_face() -> tuple[np.ndarray, np.ndarray]:
-    rgb = load_image(DATA / "faces" / "without_mask_00001.jpg")
-    with FaceDetector(TRAINING) as detector:
-        points = wm.face_points(rgb, detector, fm.FaceMesh())
-    assert points is not None
-    return rgb, points
 
 
 def _one_face(lab: np.ndarray, q: float = 0.0):
