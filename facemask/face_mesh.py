@@ -83,12 +83,16 @@ class FaceMesh:
         self._lock = threading.Lock()
 
     def landmarks(
-        self, rgb: np.ndarray, box: tuple[float, float, float, float]
+        self,
+        rgb: np.ndarray,
+        box: tuple[float, float, float, float],
+        min_presence: float = MIN_PRESENCE,
     ) -> np.ndarray | None:
         """(468, 2) points in image pixels for the face in `box` (x1, y1, x2, y2), or None.
 
         The box is enlarged 1.5x to a square, resized to 192x192 and scaled to [0, 1]; None when the
-        model's face-presence score is below 0.5 (no face there, or too little of one).
+        model's face-presence score is below `min_presence` (no face there, or too little of one:
+        a masked face often scores low, so a caller that knows a face is there may pass 0).
         """
         x1, y1, x2, y2 = box
         side = max(x2 - x1, y2 - y1) * ROI_SCALE
@@ -111,7 +115,7 @@ class FaceMesh:
             self._interpreter.invoke()
             points = self._interpreter.get_tensor(self._points).reshape(-1, 3)[:, :2].copy()
             logit = float(self._interpreter.get_tensor(self._presence).reshape(-1)[0])
-        if 1.0 / (1.0 + math.exp(-logit)) < MIN_PRESENCE:
+        if 1.0 / (1.0 + math.exp(min(-logit, 700.0))) < min_presence:  # no overflow
             return None
         return np.stack(
             [(points[:, 0] - matrix[0, 2]) / scale, (points[:, 1] - matrix[1, 2]) / scale], 1
