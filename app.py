@@ -19,6 +19,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 
 ui.skip_keras_clear_session()  # see its docstring: a full gc after every run otherwise
 ui.share_uploads_on_copy()  # see its docstring: every run copied every upload otherwise
+ui.start_janitor()  # ends the sessions Streamlit keeps past their time, and frees their memory
 st.set_page_config(page_title="facemask", page_icon="😷", layout="wide")
 
 browser_page = st.Page(

@@ -218,11 +218,18 @@ def _server_work() -> tuple[jobs.VideoJobs, jobs.Slots, jobs.SessionJanitor]:
         log.info("removed %d video job folder(s) left by a previous server", removed)
     limits = jobs.ServerLimits.from_env()
     busy = "The server is analysing other photos right now; try again in a moment."
+    janitor = jobs.SessionJanitor()
+    janitor.every_sweep(end_expired_sessions)
     return (
         jobs.VideoJobs(limits.video_jobs, limits.video_idle_s),
         jobs.Slots(limits.analyses, limits.analysis_wait_s, busy),
-        jobs.SessionJanitor(),
+        janitor,
     )
+
+
+def start_janitor() -> None:
+    """Make sure this server's session janitor runs (every page calls it; once per process)."""
+    _server_work()
 
 
 def video_jobs() -> jobs.VideoJobs:
@@ -304,6 +311,34 @@ def skip_keras_clear_session() -> bool:
     clean_problem_modules_but_keras._facemask_original = original  # type: ignore[attr-defined]
     script_runner._clean_problem_modules = clean_problem_modules_but_keras
     return True
+
+
+def end_expired_sessions() -> int:
+    """Shut down the sessions Streamlit kept for a reconnect once their time is up; returns how
+    many.
+
+    Why: Streamlit 1.x keeps a disconnected session for `server.disconnectedSessionTTL` in a
+    TTL cache that drops expired entries only at its next write (the next visitor), and drops
+    them without `AppSession.shutdown()`, so their uploads and media stay registered: after a
+    crowd of visitors left, the server's memory stayed where the crowd had taken it
+    (bench/browser_crowd.py). The session janitor calls this every few seconds.
+    """
+    from streamlit.runtime import Runtime
+
+    if not Runtime.exists():
+        return 0
+    manager = Runtime.instance()._session_mgr
+    cache = getattr(getattr(manager, "_session_storage", None), "_cache", None)
+    lock = getattr(manager, "_storage_lock", None)
+    if lock is None or not callable(getattr(cache, "expire", None)):
+        return 0  # another session manager or storage: it keeps its own counsel
+    with lock:
+        expired = cache.expire()
+    for _, info in expired:
+        info.session.shutdown()
+    if expired:
+        log.info("ended %d session(s) disconnected for longer than the TTL", len(expired))
+    return len(expired)
 
 
 def share_uploads_on_copy() -> bool:

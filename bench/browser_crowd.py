@@ -7,7 +7,7 @@ in which each visitor has a context of its own (its own cache, as another person
 all with a fake camera playing three faces. It then prints, each with the load average:
 - the bytes each visitor's first visit cost over the wire (counted at the relay);
 - the server's resident memory (RSS) before the crowd, with it, once every page is closed and
-  Streamlit has dropped the sessions (--ttl), and after a second crowd came and went; the
+  the sessions have ended (--ttl), and after each of --rounds more crowds came and went; the
   growth per visitor;
 - the server's CPU while the crowd sits idle and while `--streaming` of them stream, per
   streaming visitor (% of one core).
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--streaming", type=int, default=3, help="of them, pages that stream")
     parser.add_argument("--seconds", type=float, default=20.0, help="each CPU window")
     parser.add_argument("--ttl", type=int, default=10, help="Streamlit's disconnectedSessionTTL")
+    parser.add_argument("--rounds", type=int, default=3, help="crowds that come and go after")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="facemask-crowd-"))
     clip = people_clip(work / "faces.y4m", 3)
@@ -117,16 +118,20 @@ def main() -> None:
             )
             for page in pages:
                 page.context.close()
-            time.sleep(args.ttl + 15)  # Streamlit drops disconnected sessions after the TTL
+            time.sleep(args.ttl + 15)  # the app ends disconnected sessions after the TTL
             after = rss(app.pid)
-            # A second crowd comes and goes: what the first left behind must not add up.
-            again = [visitor() for _ in range(args.visitors)]
-            for page in again:
-                visit(page, relay.url)
-            for page in again:
-                page.context.close()
-            time.sleep(args.ttl + 15)
-            after_second = rss(app.pid)
+            print(f"pages closed: RSS {after:.0f} MB", flush=True)
+            # More crowds come and go: what one left behind must not add up.
+            later = []
+            for round_ in range(args.rounds):
+                again = [visitor() for _ in range(args.visitors)]
+                for page in again:
+                    visit(page, relay.url)
+                for page in again:
+                    page.context.close()
+                time.sleep(args.ttl + 15)
+                later.append(rss(app.pid))
+                print(f"crowd {round_ + 2} came and went: RSS {later[-1]:.0f} MB", flush=True)
         peak = process_memory_mb(app.pid)["peak_rss_mb"]
 
     first, rest = bytes_each[0], bytes_each[1:]
@@ -140,9 +145,11 @@ def main() -> None:
         f"| bytes, each other visitor (own empty cache) | {sum(rest) / len(rest) / 1e6:.2f} MB "
         f"(min {min(rest) / 1e6:.2f}, max {max(rest) / 1e6:.2f}) | <= 4 MB |"
     )
+    later_text = " / ".join(f"{v:.0f}" for v in later)
     print(f"| server RSS: at start / after 1 visitor / with {args.visitors} / pages closed / "
-          f"a second crowd come and gone | {empty:.0f} / {before:.0f} / {crowd:.0f} / "
-          f"{after:.0f} / {after_second:.0f} MB (peak {peak:.0f}) | back down |")  # fmt: skip
+          f"after each of {args.rounds} more crowds came and went | {empty:.0f} / {before:.0f} / "
+          f"{crowd:.0f} / {after:.0f} / {later_text} MB (peak {peak:.0f}) | back down, "
+          "no growth from crowd to crowd |")  # fmt: skip
     print(f"| server RSS growth per visitor | {per_visitor_mb:.1f} MB | <= 15 MB |")
     print(f"| server CPU, {args.visitors} idle visitors | {idle_cpu:.2f}% of a core | |")
     print(

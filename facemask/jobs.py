@@ -177,8 +177,16 @@ class SessionJanitor:
     def __init__(self, sweep_s: float = 5.0) -> None:
         self.sweep_s = sweep_s
         self._watched: dict[str, tuple[Callable[[], bool], Callable[[], None], int]] = {}
+        self._reapers: list[Callable[[], int]] = []
         self._lock = threading.Lock()
         self._sweeper: threading.Thread | None = None
+
+    def every_sweep(self, reaper: Callable[[], int]) -> None:
+        """Also call `reaper` on every sweep (it returns how many ended sessions it freed);
+        starts the sweeper thread."""
+        with self._lock:
+            self._reapers.append(reaper)
+            self._start()
 
     def watch(self, key: str, alive: Callable[[], bool], cleanup: Callable[[], None]) -> None:
         """Call `cleanup` once `alive` has said False on GRACE_SWEEPS + 1 sweeps in a row (a
@@ -186,14 +194,17 @@ class SessionJanitor:
         its callables."""
         with self._lock:
             self._watched[key] = (alive, cleanup, 0)
-            if self._sweeper is None:
-                self._sweeper = threading.Thread(
-                    target=self._sweep_forever, name="facemask-session-janitor", daemon=True
-                )
-                self._sweeper.start()
+            self._start()
+
+    def _start(self) -> None:  # under self._lock
+        if self._sweeper is None:
+            self._sweeper = threading.Thread(
+                target=self._sweep_forever, name="facemask-session-janitor", daemon=True
+            )
+            self._sweeper.start()
 
     def sweep(self) -> int:
-        """One pass; returns how many sessions were cleaned up."""
+        """One pass; returns how many sessions were cleaned up (watched ones and reaped)."""
         ended = []
         with self._lock:
             for key, (alive, cleanup, misses) in list(self._watched.items()):
@@ -204,14 +215,21 @@ class SessionJanitor:
                     del self._watched[key]
                 else:
                     self._watched[key] = (alive, cleanup, misses + 1)
+            reapers = list(self._reapers)
+        freed = len(ended)
         for cleanup in ended:
             try:
                 cleanup()
             except Exception:  # noqa: BLE001 -- one failed clean-up must not stop the others
                 log.warning("a session clean-up failed", exc_info=True)
-        if ended:
+        for reaper in reapers:
+            try:
+                freed += reaper()
+            except Exception:  # noqa: BLE001 -- nor one failed reaper
+                log.warning("a session reaper failed", exc_info=True)
+        if freed:
             release_memory()
-        return len(ended)
+        return freed
 
     def _sweep_forever(self) -> None:
         while True:

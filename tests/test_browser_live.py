@@ -100,8 +100,15 @@ def app_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixture
     for model in (default, THREE_CLASS_MODEL):
         if (model / "card.json").is_file():
             shutil.copytree(model, work / "models" / model.name)
-    with harness.start_app(work, None, FACEMASK_MODELS_DIR=str(work / "models")) as app:
+    options = ("--server.disconnectedSessionTTL", str(SESSION_TTL_S))
+    with harness.start_app(
+        work, None, options=options, FACEMASK_MODELS_DIR=str(work / "models")
+    ) as app:
         yield app
+
+
+SESSION_TTL_S = 3
+"""The test server keeps a closed page's session this long for a reconnect (default 120 s)."""
 
 
 def _open(page, base: str):
@@ -200,6 +207,30 @@ def test_browser_page_runs_the_pipeline_in_the_page_and_contacts_nothing_else(
 
     assert not outside, f"the page contacted something outside the app: {outside}"
     assert not csp, f"the page tried something its Content-Security-Policy blocked: {csp}"
+
+
+@pytest.mark.browser
+def test_a_closed_pages_session_is_ended_once_its_time_is_up(
+    built_frontend, app_server, launch_browser
+):
+    """Streamlit keeps a closed page's session for a reconnect and then only forgets it at the
+    next visitor's arrival, never shutting it down: the app's janitor ends it within seconds
+    of its time, so what a crowd held goes when the crowd has gone (bench/browser_crowd.py)."""
+    ended = re.compile(r"ended (\d+) session\(s\) disconnected for longer than the TTL")
+    before = sum(int(n) for n in ended.findall(app_server.log.read_text(errors="replace")))
+    pages = [launch_browser(None) for _ in range(2)]
+    for page in pages:
+        page.goto(f"{app_server.base}/", wait_until="domcontentloaded")
+        page.get_by_role("heading", name="Live in your browser").wait_for(timeout=90_000)
+    for page in pages:
+        page.context.close()
+    e2e._wait_for(
+        "the janitor to end both sessions",
+        lambda: sum(int(n) for n in ended.findall(app_server.log.read_text(errors="replace")))
+        >= before + 2,
+        timeout=SESSION_TTL_S + 30,
+        poll=1,
+    )
 
 
 @pytest.mark.browser

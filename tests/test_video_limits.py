@@ -221,3 +221,19 @@ def test_the_janitor_cleans_up_once_a_session_has_ended() -> None:
         assert janitor.sweep() == 0
     assert janitor.sweep() == 1 and state["cleaned"] == 1
     assert janitor.sweep() == 0 and state["cleaned"] == 1  # once
+
+
+def test_the_janitor_runs_its_reapers_every_sweep_and_survives_a_failing_one(monkeypatch) -> None:
+    janitor = jobs.SessionJanitor(sweep_s=3600)
+    released = []
+    monkeypatch.setattr(jobs, "release_memory", lambda: released.append(1))
+    ended = iter([0, 3, 0])
+
+    def broken() -> int:
+        raise RuntimeError("a reaper that fails")
+
+    janitor.every_sweep(broken)
+    janitor.every_sweep(lambda: next(ended))
+    assert janitor.sweep() == 0 and released == []
+    assert janitor.sweep() == 3 and released == [1]  # memory handed back once something ended
+    assert janitor.sweep() == 0 and released == [1]
