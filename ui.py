@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,8 +180,11 @@ def is_operator() -> bool:
 
 def require_operator_text() -> None:
     """The sentence a visitor sees where the operator's controls would be."""
-    if access_mode() is access.Mode.CLOSED:
+    mode = access_mode()
+    if mode is access.Mode.CLOSED:
         st.info(access.MODE_TEXT[access.Mode.CLOSED])
+    elif mode is access.Mode.OIDC and st.user.is_logged_in is True:
+        st.info(_plain(access.oidc_user(st.user.to_dict()).message))  # signed in, not operator
     else:
         st.info(access.READ_ONLY_TEXT)
 
@@ -210,8 +214,16 @@ def _oidc_box() -> None:
             )
         return
     user = access.oidc_user(st.user.to_dict())
-    (st.sidebar.success if user.ok else st.sidebar.warning)(user.message)
+    (st.sidebar.success if user.ok else st.sidebar.warning)(_plain(user.message))
     st.sidebar.button("Sign out", key="operator_logout", on_click=st.logout)
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def _plain(text: str) -> str:
+    """`text` shown as written, not as Markdown: a provider's claims are anyone's text."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
 
 
 def _password_box() -> None:

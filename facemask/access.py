@@ -156,7 +156,7 @@ def oidc_user(claims: Mapping[str, Any], allowed: str | None = None) -> SignIn:
     names = {part.strip().lower() for part in allowed.split(",") if part.strip()}
     raw_email = claims.get("email")
     email = raw_email.strip() if isinstance(raw_email, str) else ""
-    who = email or str(claims.get("name") or claims.get("sub") or "an unnamed user")
+    who = (email or str(claims.get("name") or claims.get("sub") or "an unnamed user"))[:120]
     look = "you may look, not change anything."
     if "*" in names:
         return SignIn(True, f"Signed in as {who}: operator.")

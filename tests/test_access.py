@@ -203,3 +203,13 @@ def test_the_app_finds_its_providers_or_says_why_it_cannot(secrets_toml, monkeyp
     )
     monkeypatch.setattr("streamlit.auth_util.is_authlib_installed", lambda: False)
     assert secrets_toml(AUTH + PROVIDER_KEYS) == ([], access.NO_AUTHLIB_TEXT)
+
+
+def test_a_providers_claims_are_shown_as_written_not_as_markdown() -> None:
+    import ui
+
+    claims = {"email": "[x](javascript:alert(1))@evil.org", "email_verified": True}
+    shown = ui._plain(access.oidc_user(claims, allowed="op@example.org").message)
+    assert shown.startswith(r"Signed in as \[x\]\(javascript\:alert\(1\)\)\@evil\.org\,")
+    assert ui._plain("a b") == "a b"
+    assert len(access.oidc_user({"name": "n" * 5000}, allowed="").message) < 250

@@ -101,6 +101,10 @@ def test_the_operator_signs_in_with_the_provider_and_nobody_else_is_one(
                 start = page.get_by_role("button", name="Start training", exact=True)
                 e2e._wait_for("the training form", lambda: start.count() == 1, 30)
                 no_error(page)
+                sidebar(page).get_by_text(
+                    f"Signed in as {OPERATOR}: operator."
+                ).scroll_into_view_if_needed()
+                e2e._screenshot(page, "oidc-operator")
 
                 # (d) signing out: a visitor again (and signed out at the provider too)
                 sidebar(page).get_by_role("button", name="Sign out").click()
@@ -119,7 +123,9 @@ def test_the_operator_signs_in_with_the_provider_and_nobody_else_is_one(
                 sidebar(other).get_by_text(told).wait_for()
                 open_training(other, app.base)
                 assert buttons(other, "Start training") == 0
-                assert other.get_by_text(TRAIN_TAB_TEXT).count() >= 1
+                assert other.get_by_text(told).count() == 2  # the sidebar and the Train tab
+                sidebar(other).get_by_text(told).scroll_into_view_if_needed()
+                e2e._screenshot(other, "oidc-not-operator")
 
                 # ... and the operator's address, when the provider did not verify it
                 provider.unverified.add(OPERATOR)
