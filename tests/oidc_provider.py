@@ -4,9 +4,10 @@ It speaks the authorization-code flow the way Streamlit's `st.login` (through Au
 
 - `/.well-known/openid-configuration`: the discovery document (issuer, endpoints, RS256, PKCE S256);
 - `/jwks`: the public half of an RSA key made when the provider starts;
-- `/authorize`: checks the client, the registered redirect URI, the scope and PKCE, then shows a
-  one-field form (the e-mail address to sign in as, as a provider's login page would); submitting
-  it redirects back to the app with a single-use code and the app's `state`;
+- `/authorize`: checks the client, the registered redirect URI, the scope and PKCE (S256,
+  required), then shows a one-field form (the e-mail address to sign in as, as a provider's
+  login page would); submitting it redirects back to the app with a single-use code and the
+  app's `state`;
 - `/token`: exchanges the code (client secret by HTTP Basic or in the form, the PKCE verifier, the
   same redirect URI) for an access token and an RS256-signed id_token with iss, aud, sub, email,
   email_verified, nonce, iat, exp;
@@ -44,7 +45,7 @@ class _Grant:
     email: str
     redirect_uri: str
     nonce: str | None
-    challenge: str | None
+    challenge: str
     issued: float = field(default_factory=time.monotonic)
 
 
@@ -130,8 +131,8 @@ class Provider:
             error = "unsupported_response_type"
         elif "openid" not in query.get("scope", "").split():
             error = "invalid_scope"
-        elif query.get("code_challenge") and query.get("code_challenge_method") != "S256":
-            error = "invalid_request"
+        elif not query.get("code_challenge") or query.get("code_challenge_method") != "S256":
+            error = "invalid_request"  # PKCE required, as a careful provider may do
         if error:
             return _redirect(redirect_uri, error=error, state=query.get("state", ""))
         form_id = secrets.token_urlsafe(16)
@@ -155,7 +156,7 @@ class Provider:
         code = secrets.token_urlsafe(24)
         with self._lock:
             self._codes[code] = _Grant(
-                email, query["redirect_uri"], query.get("nonce"), query.get("code_challenge")
+                email, query["redirect_uri"], query.get("nonce"), query["code_challenge"]
             )
             self.sign_ins.append(email)
         return _redirect(query["redirect_uri"], code=code, state=query.get("state", ""))
@@ -177,11 +178,10 @@ class Provider:
             return _json(400, {"error": "invalid_grant"})
         if form.get("redirect_uri") != grant.redirect_uri:
             return _json(400, {"error": "invalid_grant", "error_description": "redirect_uri"})
-        if grant.challenge is not None:
-            verifier = form.get("code_verifier", "").encode()
-            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest()).rstrip(b"=")
-            if not hmac.compare_digest(digest.decode(), grant.challenge):
-                return _json(400, {"error": "invalid_grant", "error_description": "PKCE"})
+        verifier = form.get("code_verifier", "").encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest()).rstrip(b"=")
+        if not hmac.compare_digest(digest.decode(), grant.challenge):
+            return _json(400, {"error": "invalid_grant", "error_description": "PKCE"})
         now = int(time.time())
         claims = {
             "iss": self.issuer,
