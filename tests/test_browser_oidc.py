@@ -85,6 +85,7 @@ def test_the_operator_signs_in_with_the_provider_and_nobody_else_is_one(
                 sidebar(page).get_by_text(
                     "Reachable from a network: the operator signs in."
                 ).wait_for()
+                assert buttons(page, "Sign in") == 1
                 assert page.get_by_label("Operator password").count() == 0
                 assert page.get_by_text(TRAIN_TAB_TEXT).count() >= 1
                 for name in ("Cancel the training", "Start training"):
