@@ -10,8 +10,10 @@ its own values. `live_slots()` is the process-wide admission control of server-s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,20 +119,46 @@ def live_slots() -> SessionSlots:
 
 
 # -- the operator (facemask.access) -------------------------------------------------------
-def _oidc_configured() -> bool:
-    """An [auth] section in secrets.toml (st.login's provider), with Authlib to run it."""
-    from streamlit.auth_util import get_secrets_auth_section, is_authlib_installed
+def _oidc() -> tuple[list[str], str | None]:
+    """The providers st.login can sign in with (secrets.toml's [auth] section), and, when an
+    [auth] section is there but cannot be used, the sentence that says why (no providers then)."""
+    from streamlit.auth_util import (
+        get_secrets_auth_section,
+        is_authlib_installed,
+        validate_auth_credentials,
+    )
+    from streamlit.errors import StreamlitAuthError
 
     try:
-        return bool(get_secrets_auth_section()) and is_authlib_installed()
+        auth = get_secrets_auth_section()
     except Exception:  # a broken secrets.toml is Streamlit's to report; no sign-in then
         log.warning("could not read the [auth] section of secrets.toml", exc_info=True)
-        return False
+        return [], "The [auth] section of .streamlit/secrets.toml could not be read."
+    if not auth:
+        return [], None
+    if not is_authlib_installed():
+        return [], access.NO_AUTHLIB_TEXT
+    providers = access.oidc_providers(auth.to_dict())
+    problem = access.redirect_uri_problem(auth.get("redirect_uri"))
+    try:
+        for provider in providers or ["default"]:
+            validate_auth_credentials(provider)
+    except StreamlitAuthError as exc:
+        problem = problem or " ".join(str(exc).split())
+    if problem:
+        _log_once(f"sign-in with a provider is off: {problem}")
+        return [], problem
+    return providers, None
+
+
+@functools.cache
+def _log_once(message: str) -> None:
+    log.warning(message)
 
 
 def access_mode() -> access.Mode:
     """How this server recognises its operator (where it listens, what is configured)."""
-    return access.access_mode(st.get_option("server.address"), _oidc_configured())
+    return access.access_mode(st.get_option("server.address"), bool(_oidc()[0]))
 
 
 @st.cache_resource(show_spinner=False)
@@ -144,7 +172,7 @@ def is_operator() -> bool:
     if mode is access.Mode.LOCAL:
         return True
     if mode is access.Mode.OIDC:
-        return bool(st.user.is_logged_in) and access.oidc_operator(st.user.get("email"))
+        return st.user.is_logged_in is True and access.oidc_user(st.user.to_dict()).ok
     if mode is access.Mode.PASSWORD:
         return st.session_state.get(_OPERATOR_KEY) is True
     return False
@@ -152,8 +180,11 @@ def is_operator() -> bool:
 
 def require_operator_text() -> None:
     """The sentence a visitor sees where the operator's controls would be."""
-    if access_mode() is access.Mode.CLOSED:
+    mode = access_mode()
+    if mode is access.Mode.CLOSED:
         st.info(access.MODE_TEXT[access.Mode.CLOSED])
+    elif mode is access.Mode.OIDC and st.user.is_logged_in is True:
+        st.info(_plain(access.oidc_user(st.user.to_dict()).message))  # signed in, not operator
     else:
         st.info(access.READ_ONLY_TEXT)
 
@@ -162,6 +193,9 @@ def operator_sidebar() -> None:
     """The sidebar's Operator box: who you are here, and sign-in / sign-out."""
     mode = access_mode()
     st.sidebar.header("Operator")
+    problem = _oidc()[1]
+    if problem and mode is not access.Mode.LOCAL:
+        st.sidebar.warning(f"Sign-in with a provider is off: {problem}")
     if mode in (access.Mode.LOCAL, access.Mode.CLOSED):
         st.sidebar.caption(access.MODE_TEXT[mode])
     elif mode is access.Mode.OIDC:
@@ -171,18 +205,25 @@ def operator_sidebar() -> None:
 
 
 def _oidc_box() -> None:
-    if not st.user.is_logged_in:
+    if st.user.is_logged_in is not True:
         st.sidebar.caption(access.MODE_TEXT[access.Mode.OIDC])
-        st.sidebar.button("Sign in", key="operator_login", on_click=st.login)
+        for provider in _oidc()[0]:
+            label = "Sign in" if provider == "default" else f"Sign in with {provider}"
+            st.sidebar.button(
+                label, key=f"operator_login_{provider}", on_click=st.login, args=(provider,)
+            )
         return
-    email = st.user.get("email") or st.user.get("name") or "?"
-    if access.oidc_operator(st.user.get("email")):
-        st.sidebar.success(f"Signed in as {email}: operator.")
-    else:
-        st.sidebar.warning(
-            f"Signed in as {email}, who is not an operator ({access.OPERATORS_ENV})."
-        )
+    user = access.oidc_user(st.user.to_dict())
+    (st.sidebar.success if user.ok else st.sidebar.warning)(_plain(user.message))
     st.sidebar.button("Sign out", key="operator_logout", on_click=st.logout)
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def _plain(text: str) -> str:
+    """`text` shown as written, not as Markdown: a provider's claims are anyone's text."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
 
 
 def _password_box() -> None:

@@ -8,7 +8,8 @@ anything else that writes on the server) is the operator's. How a visitor is jud
 - The app is reachable from a network (any other address, or FACEMASK_REQUIRE_SIGN_IN=1, for a
   reverse proxy on the same machine): the operator signs in, with Streamlit's `st.login` (OIDC)
   when the operator configured a provider in `.streamlit/secrets.toml`, else with the password
-  in FACEMASK_OPERATOR_PASSWORD. With neither, nobody is the operator (read-only).
+  in FACEMASK_OPERATOR_PASSWORD. With neither, nobody is the operator (read-only). A provider's
+  user is the operator when their verified e-mail address is in FACEMASK_OPERATOR_EMAILS.
 
 Passwords are compared in constant time, and attempts are limited per session and, with a
 growing back-off, across the whole server (a new session does not buy new tries).
@@ -22,8 +23,11 @@ import ipaddress
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
+from urllib.parse import urlparse
 
 PASSWORD_ENV = "FACEMASK_OPERATOR_PASSWORD"
 OPERATORS_ENV = "FACEMASK_OPERATOR_EMAILS"
@@ -59,6 +63,7 @@ MODE_TEXT = {
     ),
 }
 READ_ONLY_TEXT = "Only the operator may do this: sign in as the operator (sidebar)."
+NO_AUTHLIB_TEXT = "Authlib, which st.login needs, is not installed (`make setup` installs it)."
 
 
 def is_loopback(address: str | None) -> bool:
@@ -99,19 +104,75 @@ def access_mode(
     return Mode.PASSWORD if password else Mode.CLOSED
 
 
-def oidc_operator(email: str | None, allowed: str | None = None) -> bool:
-    """Whether a user signed in with OIDC is an operator.
+def oidc_providers(auth: Mapping[str, Any]) -> list[str]:
+    """The providers `st.login` can sign in with, from secrets.toml's [auth] section.
 
-    `allowed` (default: FACEMASK_OPERATOR_EMAILS) is a comma-separated list of e-mail
-    addresses, or `*` for anyone the provider signs in. Unset, nobody is: a public provider
-    would otherwise make every one of its users an operator.
+    `"default"` when the provider's keys (client_id, ...) sit in [auth] itself, then every
+    [auth.NAME] section that holds a client_id, in the file's order.
+    """
+    names = ["default"] if "client_id" in auth else []
+    names += [
+        name
+        for name, value in auth.items()
+        if isinstance(value, Mapping) and "client_id" in value and name != "default"
+    ]
+    if isinstance(auth.get("default"), Mapping) and "default" not in names:
+        names.insert(0, "default")
+    return names
+
+
+def redirect_uri_problem(uri: object) -> str | None:
+    """Why [auth]'s redirect_uri cannot bring a provider's answer back to the app, or None.
+
+    Streamlit receives the answer at `/oauth2callback`; the URI must be absolute, as the
+    provider redirects the browser there.
+    """
+    if not isinstance(uri, str) or not uri:
+        return None  # Streamlit's own check names the missing key
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return f"[auth] redirect_uri {uri!r} is not an absolute http(s) URL."
+    if not parsed.path.endswith("/oauth2callback"):
+        return f"[auth] redirect_uri {uri!r} must end with /oauth2callback."
+    return None
+
+
+def _verified(value: object) -> bool:
+    """An `email_verified` claim: true as JSON, or as the string some providers send."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def oidc_user(claims: Mapping[str, Any], allowed: str | None = None) -> SignIn:
+    """Whether a user signed in with OIDC is an operator, and the sentence that says so.
+
+    `claims` are the id_token's (`st.user`). `allowed` (default: FACEMASK_OPERATOR_EMAILS) is
+    a comma-separated list of e-mail addresses, or `*` for anyone the provider signs in.
+    Unset, nobody is: a public provider would otherwise make every one of its users an
+    operator. A listed address counts only when the provider says it verified it
+    (`email_verified`): an unverified address is anyone's to type.
     """
     if allowed is None:
         allowed = os.environ.get(OPERATORS_ENV, "")
     names = {part.strip().lower() for part in allowed.split(",") if part.strip()}
+    raw_email = claims.get("email")
+    email = raw_email.strip() if isinstance(raw_email, str) else ""
+    who = (email or str(claims.get("name") or claims.get("sub") or "an unnamed user"))[:120]
+    look = "you may look, not change anything."
     if "*" in names:
-        return True
-    return bool(email) and email.strip().lower() in names
+        return SignIn(True, f"Signed in as {who}: operator.")
+    if not names:
+        return SignIn(
+            False, f"Signed in as {who}; this server lists no operators ({OPERATORS_ENV}): {look}"
+        )
+    if not email:
+        return SignIn(False, f"Signed in, but the provider gave no e-mail address: {look}")
+    if email.lower() not in names:
+        return SignIn(False, f"Signed in as {who}, who is not an operator here: {look}")
+    if not _verified(claims.get("email_verified")):
+        return SignIn(
+            False, f"Signed in as {who}, an address the provider has not verified: {look}"
+        )
+    return SignIn(True, f"Signed in as {who}: operator.")
 
 
 @dataclass
@@ -123,7 +184,7 @@ class SessionAttempts:
 
 @dataclass(frozen=True)
 class SignIn:
-    """The outcome of one password try: `ok`, else the sentence to show."""
+    """The outcome of a sign-in (a password try, an OIDC user): `ok`, and the sentence to show."""
 
     ok: bool
     message: str = ""
