@@ -7,7 +7,8 @@ fetches the in-browser page's models and WebAssembly again on every visit. `Asse
 content: Streamlit's `/static/` bundles, the component's hashed build files (build.mjs) and the
 model folders served under a hash of their content (browser_live.serve_model). Each such file is
 compressed once and kept in memory (a fixed set of files, not per visitor), then served with
-`Cache-Control: public, max-age=31536000, immutable`.
+`Cache-Control: public, max-age=31536000, immutable`. `MovedPages` sends old bookmarks to
+where their page lives now.
 """
 
 from __future__ import annotations
@@ -132,3 +133,38 @@ class AssetMiddleware:
                 self._cache[scope["path"]] = entry
                 self._bytes += len(body)
         return entry
+
+
+MOVED_PAGES = {"/browser": "/"}
+"""Old page paths and where the page is now: the in-browser page was at /browser before it
+became the landing page, and Streamlit says "page not found" for a default page's own path."""
+
+
+class MovedPages:
+    """ASGI middleware: a GET of an old page path is redirected (308) to the page's new path,
+    under the server's base URL path, with its query string."""
+
+    def __init__(self, app: ASGIApp, base: str | None = None) -> None:
+        if base is None:
+            from streamlit import config
+
+            base = config.get_option("server.baseUrlPath") or ""
+        self.app = app
+        self.prefix = "/" + base.strip("/") if base.strip("/") else ""
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        old = path[len(self.prefix) :].rstrip("/") if path.startswith(self.prefix) else None
+        if (
+            scope["type"] != "http"
+            or scope.get("method") not in ("GET", "HEAD")
+            or (old not in MOVED_PAGES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        target = (self.prefix + MOVED_PAGES[old]).encode()
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
+        headers = [(b"location", target), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 308, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})

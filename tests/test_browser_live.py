@@ -313,6 +313,38 @@ def _serve(middleware: serving.AssetMiddleware, path: str, gzip_ok: bool = True)
     return start["status"], dict(start["headers"]), body
 
 
+@pytest.mark.parametrize(
+    ("base", "path", "query", "location"),
+    [
+        ("", "/browser", b"", b"/"),
+        ("", "/browser/", b"embed=true", b"/?embed=true"),
+        ("facemask", "/facemask/browser", b"", b"/facemask/"),
+    ],
+)
+def test_an_old_bookmark_finds_the_in_browser_page(base, path, query, location) -> None:
+    reached: list[str] = []
+
+    async def app(scope, receive, send) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"page"})
+
+    moved = serving.MovedPages(app, base=base)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    for request_path in (path, path.replace("browser", "live")):
+        scope = {"type": "http", "method": "GET", "path": request_path, "query_string": query}
+        asyncio.run(moved(scope, receive, send))
+    assert sent[0]["status"] == 308 and dict(sent[0]["headers"])[b"location"] == location
+    assert reached == [path.replace("browser", "live")]  # other pages reach the app
+
+
 def test_immutable_files_are_compressed_once_and_cached_for_good() -> None:
     calls: list[str] = []
     content = b"console.log('facemask');\n" * 200
